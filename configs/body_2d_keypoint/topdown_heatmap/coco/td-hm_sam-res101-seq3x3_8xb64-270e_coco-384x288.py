@@ -1,0 +1,7 @@
+# SAM-R101 (3x3+3x3): the R50 config with a deeper backbone.
+_base_ = ['./td-hm_sam-res50-seq3x3_8xb64-270e_coco-384x288.py']
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet101')))

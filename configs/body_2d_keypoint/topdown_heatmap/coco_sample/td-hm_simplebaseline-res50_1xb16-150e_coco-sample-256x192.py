@@ -1,0 +1,58 @@
+# SimpleBaseline-R50 from scratch on the bundled COCO sample (data/coco_sample: 4 val2017 images,
+# 12 people with keypoints). Twelve people cannot teach pose estimation; training and testing on
+# them is a memorisation check of the whole MMPose loop (data, codec, model, loss, flip test,
+# decoding, COCO evaluation). Augmentation is off and the learning rate high so that it converges
+# in minutes on a CPU. Also the template for any COCO-format data set: change data_root, ann_file,
+# data_prefix and bbox_file (README.md, "Your own data").
+_base_ = ['../coco/td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py']
+
+data_root = 'data/coco_sample/'
+ann_file = 'test_coco.json'
+img_prefix = ''
+# COCO-format person detections, for testing with detected instead of ground-truth boxes:
+# --cfg-options test_dataloader.dataset.bbox_file=data/coco_sample/test_coco_det_AP_H_56.json
+det_bbox_file = data_root + 'test_coco_det_AP_H_56.json'
+
+model = dict(backbone=dict(init_cfg=None))  # from scratch: no ImageNet download
+
+train_cfg = dict(max_epochs=150, val_interval=50)
+optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=10, start_factor=0.01, by_epoch=False),  # warm-up
+    dict(type='MultiStepLR', begin=0, end=150, milestones=[120], gamma=0.1, by_epoch=True)
+]
+auto_scale_lr = dict(base_batch_size=16)
+
+codec = _base_.codec
+train_pipeline = [  # no augmentation: memorise the sample
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale'),
+    dict(type='TopdownAffine', input_size=codec['input_size']),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        ann_file=ann_file,
+        data_prefix=dict(img=img_prefix),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        ann_file=ann_file,
+        data_prefix=dict(img=img_prefix),
+        bbox_file=None))  # ground-truth boxes
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + ann_file)
+test_evaluator = val_evaluator
+
+default_hooks = dict(
+    logger=dict(interval=5),
+    checkpoint=dict(interval=50, max_keep_ckpts=1, save_best='coco/AP', rule='greater'))

@@ -1,0 +1,3 @@
+from .sam_resnet import SAMResNet
+
+__all__ = ['SAMResNet']

@@ -1,0 +1,3 @@
+from .bilinear_heatmap_head import BilinearHeatmapHead
+
+__all__ = ['BilinearHeatmapHead']

@@ -1,0 +1,49 @@
+"""The main job, shortened: a real train + val loop of SAM-R50 on the bundled images."""
+import json
+
+import cv2
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope='module')
+def main_job(tmp_path_factory):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('main_job', ROOT / 'tools' / 'main_job.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    work = tmp_path_factory.mktemp('main_job')
+    result = module.main(['--epochs', '4', '--val-interval', '4', '--work-dir', str(work),
+                          '--cfg-options', 'default_hooks.logger.interval=1'])
+    return work, result
+
+
+def test_loss_is_finite_and_falls(main_job):
+    work, _ = main_job
+    scalars = sorted(work.glob('*/vis_data/scalars.json'))[0].read_text().splitlines()
+    losses = [json.loads(line)['loss'] for line in scalars if '"loss"' in line]
+    assert len(losses) == 4
+    assert all(loss == loss and loss < 1 for loss in losses)  # finite (not NaN), sane scale
+    assert losses[-1] < losses[0]
+
+
+def test_metrics_with_gt_and_detected_boxes(main_job):
+    work, result = main_job
+    for boxes in ('gt_boxes', 'det_boxes'):
+        assert {'coco/AP', 'coco/AP .5', 'coco/AR'} <= set(result[boxes])
+        assert 0 <= result[boxes]['coco/AP'] <= 1
+    assert result['checkpoint'].startswith(str(work)) and 'best_coco_AP_epoch_4' in \
+        result['checkpoint']
+    summary = (work / 'summary.md').read_text()
+    assert '| coco/AP (GT boxes) |' in summary and '| coco/AP (detected boxes) |' in summary
+
+
+def test_pictures_of_skeletons_and_attention(main_job):
+    work, result = main_job
+    pictures = work / 'pictures'
+    for stem in ('000000000785', '000000040083', '000000196141', '000000197388'):
+        skeleton = cv2.imread(str(pictures / f'{stem}.png'))
+        original = cv2.imread(str(ROOT / 'data' / 'coco_sample' / f'{stem}.jpg'))
+        assert skeleton is not None and skeleton.shape == original.shape
+        assert cv2.imread(str(pictures / f'{stem}_attention.png')) is not None

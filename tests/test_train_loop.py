@@ -1,0 +1,99 @@
+"""Real train / resume / test loops on the bundled COCO sample, through MMPose's own tools, mim and
+a 2-process DDP launch. Each run is one or two epochs of one iteration: they check the loop, not
+the accuracy (tools/main_job.py is the long run)."""
+import json
+import re
+import shutil
+
+import pytest
+import torch
+
+from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from mmpose_sam.mmpose_tools import mmpose_tool_path
+
+SHORT = ['train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
+         'default_hooks.logger.interval=1']
+
+
+def metrics_from_log(text: str) -> dict:
+    """The last ``coco/...`` metrics line MMEngine logged."""
+    lines = [line for line in text.splitlines() if 'coco/AP:' in line]
+    assert lines, text[-3000:]
+    return {k: float(v) for k, v in re.findall(r'(coco/A[PR][^:]*): (-?[\d.]+)', lines[-1])}
+
+
+def test_mmpose_train_resume_test_simplebaseline(tmp_path):
+    """Issue 2: MMPose's own tools/train.py, --resume, tools/test.py on MMEngine's checkpoints."""
+    train, test = mmpose_tool_path('train.py'), mmpose_tool_path('test.py')
+    work = tmp_path / 'sb'
+    run_python([train, SB_SAMPLE_CONFIG, '--work-dir', work, '--cfg-options',
+                'train_cfg.max_epochs=1', *SHORT])
+    first = torch.load(work / 'epoch_1.pth', weights_only=False)
+    assert first['meta']['epoch'] == 1
+
+    proc = run_python([train, SB_SAMPLE_CONFIG, '--work-dir', work, '--resume', '--cfg-options',
+                       'train_cfg.max_epochs=2', *SHORT])
+    assert re.search(r'resumed epoch: 1, iter: 1', proc.stdout + proc.stderr)
+    second = torch.load(work / 'epoch_2.pth', weights_only=False)
+    assert second['meta']['epoch'] == 2 and second['meta']['iter'] == 2
+    # the resumed run continued from epoch 1's weights instead of starting over
+    assert not torch.equal(first['state_dict']['head.final_layer.weight'],
+                           second['state_dict']['head.final_layer.weight'])
+
+    proc = run_python([test, SB_SAMPLE_CONFIG, work / 'epoch_2.pth', '--work-dir', work / 'test'])
+    metrics = metrics_from_log(proc.stdout + proc.stderr)
+    assert {'coco/AP', 'coco/AR'} <= set(metrics)
+    assert 0.0 <= metrics['coco/AP'] <= 1.0
+
+
+def test_repo_tools_train_and_test_sam_with_detected_boxes(tmp_path):
+    work = tmp_path / 'sam'
+    run_python([ROOT / 'tools' / 'train.py', SAM_SAMPLE_CONFIG, '--work-dir', work,
+                '--cfg-options', 'train_cfg.max_epochs=1', *SHORT])
+    proc = run_python([
+        ROOT / 'tools' / 'test.py', SAM_SAMPLE_CONFIG, work / 'epoch_1.pth', '--work-dir',
+        work / 'test', '--cfg-options',
+        'test_dataloader.dataset.bbox_file=data/coco_sample/test_coco_det_AP_H_56.json'])
+    assert 'coco/AP' in metrics_from_log(proc.stdout + proc.stderr)
+
+
+@pytest.mark.skipif(shutil.which('mim') is None and not (ROOT / '.venv/bin/mim').exists(),
+                    reason='openmim not installed')
+def test_mim_train_one_iteration_and_test(tmp_path):
+    import subprocess
+    import sys
+    from conftest import subprocess_env
+    mim = str(ROOT / '.venv' / 'bin' / 'mim') if (ROOT / '.venv/bin/mim').exists() else 'mim'
+    work = tmp_path / 'mim'
+    env = subprocess_env()
+    env['PATH'] = f'{sys.executable.rsplit("/", 1)[0]}:{env["PATH"]}'
+    cmd = [mim, 'train', 'mmpose', str(SB_SAMPLE_CONFIG), '--gpus', '0', '--work-dir', str(work),
+           '--cfg-options', 'train_cfg.max_epochs=1', *SHORT]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (work / 'epoch_1.pth').is_file()
+    cmd = [mim, 'test', 'mmpose', str(SB_SAMPLE_CONFIG), '-C', str(work / 'epoch_1.pth'),
+           '--gpus', '0', '--work-dir', str(work / 'test')]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'coco/AP' in metrics_from_log(proc.stdout + proc.stderr)
+
+
+def test_ddp_two_cpu_processes_gloo(tmp_path):
+    """`--launcher pytorch` with 2 processes: the multi-GPU / multi-node code path, on CPU."""
+    work = tmp_path / 'ddp'
+    proc = run_python(
+        ['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
+         ROOT / 'tools' / 'train.py', SB_SAMPLE_CONFIG, '--launcher', 'pytorch', '--work-dir',
+         work, '--cfg-options', 'train_cfg.max_epochs=1', *SHORT],
+        OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    log = proc.stdout + proc.stderr
+    assert 'Distributed launcher: pytorch' in log or 'launcher: pytorch' in log, log[-3000:]
+    assert re.search(r"'world_size': 2|World size: 2|world_size: 2", log), log[-3000:]
+    assert (work / 'epoch_1.pth').is_file()
+    assert 'coco/AP' in metrics_from_log(log)
+    scalars = sorted(work.glob('*/vis_data/scalars.json'))
+    assert scalars, 'no scalars.json written'
+    losses = [json.loads(line)['loss'] for line in scalars[-1].read_text().splitlines()
+              if '"loss"' in line]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))

@@ -1,0 +1,283 @@
+"""Parameters and GMACs of every COCO config, with the paper's figures beside them.
+
+    python tools/model_complexity.py [CONFIG ...] [--markdown PATH] [--update-metafile]
+                                     [--check-metafile] [--metafile PATH] [--device DEVICE]
+
+Without CONFIG, every config under configs/body_2d_keypoint/topdown_heatmap/coco/. Each model is
+built through MMPose's registry (randomly initialised: nothing is downloaded) and counted once per
+distinct (model, input size): the 210e and 270e configs share their counts. Columns:
+
+- params: exact, and in millions beside the paper's rounded figure ("paper", Tables 1-2);
+- GMACs (FlopAnalyzer): MMEngine's counter as MMPose's get_flops.py uses it (convs, matrix
+  products, batch norm, bilinear upsampling, pooling; one multiply-add = one MAC);
+- GMACs (torch): ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2, convs and matrix products
+  only; "agree" compares it with FlopAnalyzer's conv/linear part (flagged beyond 1%);
+- attention elementwise Gops: what neither counter sees, counted analytically
+  (``mmpose_sam.analysis.attention_elementwise_ops``): gating multiplies, sigmoids, the channel
+  mean, the residual add; 0 without attention;
+- GMACs, conv_first head: the same SAM model with ``upsample_order='conv_first'`` (same
+  parameters: each 3x3 conv runs before its x2 upsampling, at a quarter of the pixels).
+
+The paper reports no FLOPs. ``--update-metafile`` rewrites the metafile that model-index.yml
+imports from these counts; ``--check-metafile`` exits 1 if it is out of date.
+"""
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import yaml
+
+from mmpose_sam.analysis import (Complexity, build_model, count_complexity, default_device,
+                                 input_hw, load_config)
+from mmpose_sam.models import SAMResNet
+
+ROOT = Path(__file__).resolve().parents[1]
+COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
+METAFILE = COCO_DIR / 'sam_coco.yml'
+
+SB_COLLECTION = 'SimpleBaseline2D'
+SAM_COLLECTION = 'EfficientSpatialAttention'
+COLLECTIONS = [
+    dict(Name=SB_COLLECTION,
+         Paper=dict(Title='Simple baselines for human pose estimation and tracking',
+                    URL='http://openaccess.thecvf.com/content_ECCV_2018/html/'
+                        'Bin_Xiao_Simple_Baselines_for_ECCV_2018_paper.html'),
+         README='README.md'),
+    dict(Name=SAM_COLLECTION,
+         Paper=dict(Title='Efficient Spatial-Attention module for human pose estimation'),
+         README='README.md'),
+]
+
+# The paper's figures by (attention, depth), all at 256x192 and with the paper's recipe; never
+# measured here. 'params' (Tables 1-2) holds for the model at any input size and schedule.
+PAPER: Dict[Tuple[str, int], dict] = {
+    ('none', 50): dict(params='34.0M', ap=70.4, ar=76.3,
+                       source='Table 2, quoting Xiao et al. 2018 (their own recipe)'),
+    ('none', 101): dict(params='53.0M', ap=71.4, ar=77.1,
+                        source='Table 2, quoting Xiao et al. 2018 (their own recipe)'),
+    ('sam-3x3+3x3', 50): dict(params='30.7M', ap=71.7, ar=76.9, map_t1=71.6,
+                              source='Tables 1-2'),
+    ('sam-3x3+3x3', 101): dict(params='49.7M', ap=72.5, ar=78.1, source='Table 2'),
+    ('sam-3x3//3x3', 50): dict(params='30.7M', map_t1=71.5, source='Table 1'),
+    ('sam-7x7', 50): dict(params='31.2M', map_t1=71.4, source='Table 1',
+                          note='31.2M cannot be derived from the text; see '
+                               'docs/parameter_counts.md'),
+    ('sam-7x7', 101): dict(params='51.3M', map_t1=72.3, source='Table 1',
+                           note='51.3M cannot be derived from the text (Table 2 lists the '
+                                "authors' earlier 7x7 module at 50.2M); see "
+                                'docs/parameter_counts.md'),
+}
+SCHEDULES = {210: '210e (MMPose)', 270: '270e (paper)'}
+
+
+@dataclass
+class Row:
+    """One config and its counts."""
+    config: str  # path from the repo root
+    attention: str
+    depth: int
+    hw: Tuple[int, int]
+    schedule: str
+    architecture: List[str]
+    complexity: Complexity
+    conv_first: Optional[Complexity]  # SAM head with upsample_order='conv_first'
+
+    @property
+    def input_size(self) -> str:
+        return f'{self.hw[0]}x{self.hw[1]}'
+
+    @property
+    def paper(self) -> dict:
+        return PAPER.get((self.attention, self.depth), {})
+
+
+def default_configs() -> List[Path]:
+    """Every config under configs/body_2d_keypoint/topdown_heatmap/coco/."""
+    return sorted(COCO_DIR.glob('*.py'))
+
+
+def _relative(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def measure(configs: Sequence[Path], device: str = 'cpu') -> List[Row]:
+    """Count every config; configs with the same model and input size share one count."""
+    cache: Dict[Tuple[str, Tuple[int, int]], Complexity] = {}
+
+    def counted(cfg, hw) -> Tuple[torch.nn.Module, Complexity]:
+        # The module tree identifies the model whatever the config's spelling; building it on the
+        # meta device (shapes, no weights) is cheap, so only new models are built for real.
+        with torch.device('meta'):
+            skeleton = build_model(cfg, 'meta')
+        key = (repr(skeleton), hw)
+        if key not in cache:
+            cache[key] = count_complexity(build_model(cfg, device), hw)
+        return skeleton, cache[key]
+
+    rows = []
+    for path in configs:
+        cfg = load_config(path)
+        hw = input_hw(cfg)
+        model, complexity = counted(cfg, hw)
+        backbone, head = model.backbone, model.head
+        is_sam = isinstance(backbone, SAMResNet)
+        conv_first = None
+        if type(head).__name__ == 'BilinearHeatmapHead':
+            conv_first = counted(
+                load_config(cfg, {'model.head.upsample_order': 'conv_first'}), hw)[1]
+        epochs = cfg.train_cfg.max_epochs
+        rows.append(Row(
+            config=_relative(Path(path)),
+            attention=f"sam-{backbone.attention_cfg['spatial_kernel']}" if is_sam else 'none',
+            depth=backbone.depth,
+            hw=hw,
+            schedule=SCHEDULES.get(epochs, f'{epochs}e'),
+            architecture=[SAM_COLLECTION if is_sam else SB_COLLECTION,
+                          type(backbone).__name__, type(head).__name__],
+            complexity=complexity,
+            conv_first=conv_first))
+        print(f'[model_complexity] {Path(path).name}: {complexity.params:,} params, '
+              f'{complexity.macs / 1e9:.3f} GMACs', file=sys.stderr, flush=True)
+    return rows
+
+
+def _g(value: int, digits: int = 3) -> str:
+    return f'{value / 1e9:.{digits}f}'
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    """The table, with a legend of what each count covers."""
+    lines = [
+        '| config | attention | depth | input size | params | params (M) | paper params '
+        '| GMACs (FlopAnalyzer) | GMACs (torch counter) | counters agree (conv/linear) '
+        '| attention elementwise Gops | GMACs, conv_first head |',
+        '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |'
+    ]
+    for row in rows:
+        c = row.complexity
+        agree = ('yes' if c.counters_agree else '**MISMATCH**') + f' ({c.mismatch:.2%})'
+        lines.append(
+            f'| {Path(row.config).name} | {row.attention} | {row.depth} | {row.input_size} '
+            f'| {c.params:,} | {c.params / 1e6:.2f} | {row.paper.get("params", "-")} '
+            f'| {_g(c.macs)} | {_g(c.torch_macs)} | {agree} | {_g(c.elementwise_ops, 4)} '
+            f'| {_g(row.conv_first.macs) if row.conv_first else "-"} |')
+    uncounted = sorted({op for row in rows for op in row.complexity.uncounted_ops})
+    lines += [
+        '',
+        'GMACs (FlopAnalyzer): MMEngine, as MMPose\'s get_flops.py (convs, matrix products, '
+        'batch norm, bilinear upsampling, adaptive pooling). GMACs (torch counter): '
+        'torch.utils.flop_counter FLOPs / 2, convs and matrix products only; "counters agree" '
+        'compares it with FlopAnalyzer\'s conv/linear part. Attention elementwise Gops: analytic '
+        'count of the attention ops neither counter sees. Paper params: Tables 1-2 of the paper '
+        '(it reports no FLOPs). One crop, batch 1.',
+        f'Ops FlopAnalyzer traced but does not count: {", ".join(uncounted) or "none"}.',
+    ]
+    return '\n'.join(lines)
+
+
+def metafile_entry(row: Row) -> dict:
+    """The model's entry in MMPose's metafile format; the paper's figures under ``Paper``."""
+    entry = dict(
+        Name=Path(row.config).stem,
+        Config=row.config,
+        **{'In Collection': row.architecture[0]},
+        Metadata={
+            'Architecture': row.architecture,
+            'Depth': row.depth,
+            'Attention': row.attention,
+            'Input Size': row.input_size,
+            'Schedule': row.schedule,
+            'Parameters': row.complexity.params,
+            'FLOPs': round(row.complexity.macs / 1e9, 3),  # GMACs, FlopAnalyzer
+            'Training Data': 'COCO',
+        })
+    paper = row.paper
+    if paper:
+        figures = {'Parameters (paper)': paper['params']}
+        # The paper's accuracy comes from its own recipe at 256x192: only the configs that
+        # follow it carry it.
+        if row.schedule == SCHEDULES[270] and row.input_size == '256x192':
+            if 'ap' in paper:
+                figures['AP (paper, COCO test-dev)'] = paper['ap']
+                figures['AR (paper, COCO test-dev)'] = paper['ar']
+            if 'map_t1' in paper:
+                figures['mAP (paper, Table 1)'] = paper['map_t1']
+        figures['Source (paper)'] = paper['source']
+        if 'note' in paper:
+            figures['Note'] = paper['note']
+        entry['Paper'] = figures
+    return entry
+
+
+def render_metafile(rows: Sequence[Row]) -> str:
+    """The whole metafile text for ``rows``."""
+    header = ('# Generated by `python tools/model_complexity.py --update-metafile`: do not edit.\n'
+              '# Parameters: exact count; FLOPs: GMACs for one crop (MMEngine FlopAnalyzer).\n'
+              '# No COCO results are measured here, so there is no Results key; the paper\'s own\n'
+              '# figures are under Paper.\n')
+    body = dict(Collections=COLLECTIONS, Models=[metafile_entry(row) for row in rows])
+    return header + yaml.safe_dump(body, sort_keys=False, width=100)
+
+
+def check_metafile(rows: Sequence[Row], metafile: Path) -> List[str]:
+    """Differences between ``metafile`` and what ``rows`` give; the whole text is compared when
+    ``rows`` cover every config the metafile should list."""
+    if not metafile.exists():
+        return [f'{metafile} does not exist']
+    text = metafile.read_text()
+    listed = {entry['Config']: entry for entry in yaml.safe_load(text)['Models']}
+    problems = []
+    for row in rows:
+        expected = metafile_entry(row)
+        if listed.get(row.config) != expected:
+            problems.append(f'{row.config}: metafile has {listed.get(row.config)}, '
+                            f'counts give {expected}')
+    every = {_relative(p) for p in default_configs()}
+    if {row.config for row in rows} == every and not problems and text != render_metafile(rows):
+        problems.append(f'{metafile} lists other configs or differs in layout')
+    return problems
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('configs', nargs='*', type=Path,
+                        help='configs (default: every config of configs/.../coco/)')
+    parser.add_argument('--markdown', type=Path, help='also write the table to this file')
+    parser.add_argument('--metafile', type=Path, default=METAFILE, help='metafile path')
+    parser.add_argument('--update-metafile', action='store_true',
+                        help='rewrite the metafile (needs every config: no CONFIG arguments)')
+    parser.add_argument('--check-metafile', action='store_true',
+                        help='exit 1 if the metafile entries of these configs are out of date')
+    parser.add_argument('--device', default=default_device(),
+                        help='device to build the models on (counts do not depend on it)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> List[Row]:
+    args = parse_args(argv)
+    if args.update_metafile and args.configs:
+        sys.exit('--update-metafile rewrites the whole metafile: run it without CONFIG arguments')
+    rows = measure(args.configs or default_configs(), args.device)
+    table = markdown_table(rows)
+    print(table)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table + '\n')
+    if args.update_metafile:
+        args.metafile.write_text(render_metafile(rows))
+        print(f'[model_complexity] wrote {args.metafile}', file=sys.stderr)
+    if args.check_metafile:
+        problems = check_metafile(rows, args.metafile)
+        if problems:
+            sys.exit('metafile out of date (python tools/model_complexity.py --update-metafile):'
+                     '\n' + '\n'.join(problems))
+        print(f'[model_complexity] {args.metafile} is up to date', file=sys.stderr)
+    return rows
+
+
+if __name__ == '__main__':
+    main()

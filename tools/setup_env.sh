@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Set up (or check) the project's environment in .venv/ at the repo root.
+#
+#   bash tools/setup_env.sh          # idempotent: a second run only re-checks (a few seconds)
+#
+# What it does, in order, skipping each step that is already done:
+#   1. python3.11 -m venv .venv, with setuptools<82 (see requirements/build.txt);
+#   2. torch + torchvision (requirements/torch.txt);
+#   3. the rest of the pinned stack (requirements/stack.txt), mmpose --no-deps, openmim --no-deps;
+#   4. mmcv 2.1.0 with compiled ops, built from the sdist (patched to C++20 for torch>=2.14) and
+#      cached as a wheel under $MMPOSE_SAM_CACHE (default ~/.cache/mmpose-sam), keyed by the torch
+#      version and CPU/CUDA, so a re-run or a fresh clone on the same machine never rebuilds it.
+#      CUDA ops are built when nvcc is present and torch sees a GPU, or when FORCE_CUDA=1;
+#   5. this package in editable mode, then the environment check (tools/check_env.py).
+# Environment: PYTHON (interpreter for the venv, default python3.11 or python3), MMPOSE_SAM_CACHE,
+# FORCE_CUDA, MAX_JOBS (parallel compile jobs for mmcv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+CACHE="${MMPOSE_SAM_CACHE:-$HOME/.cache/mmpose-sam}"
+REQ="$ROOT/requirements"
+STAMP="$VENV/.mmpose-sam-setup"
+
+log() { printf '[setup_env] %s\n' "$*" >&2; }
+die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# The stamp records what the last successful run installed; when nothing it depends on changed and
+# the stack still imports, there is nothing to do.
+fingerprint() {
+  cat "$REQ"/*.txt "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1
+}
+
+if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$(fingerprint)" ]] &&
+   "$VENV/bin/python" "$ROOT/tools/check_env.py" --quiet; then
+  log "environment in $VENV is up to date"
+  exit 0
+fi
+
+# 1. venv --------------------------------------------------------------------------------------
+if [[ ! -x "$VENV/bin/python" ]]; then
+  PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+  "$PY" -c 'import sys; assert sys.version_info[:2] >= (3, 8)' || die "$PY is too old; set PYTHON"
+  log "creating $VENV with $PY"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+VPY="$VENV/bin/python"
+"${PIP[@]}" install -q -r "$REQ/build.txt"
+
+# 2. torch -------------------------------------------------------------------------------------
+log "installing torch (requirements/torch.txt)"
+# numpy/opencv pins (stack.txt) apply from the start, so mmcv is built against the final numpy.
+"${PIP[@]}" install -q -r "$REQ/torch.txt" -c "$REQ/stack.txt"
+# torch pulls in the newest setuptools; put the pin back (torch itself needs >=77.0.3 only).
+"${PIP[@]}" install -q -r "$REQ/build.txt"
+
+# 3. the rest of the stack ---------------------------------------------------------------------
+log "installing the pinned OpenMMLab stack (requirements/stack.txt, mmpose.txt)"
+# openmim and mmpose go in without their declared dependencies (see the comments in those files);
+# everything they really import is in stack.txt.
+grep -v '^openmim' "$REQ/stack.txt" > "$VENV/.stack-no-openmim.txt"
+"${PIP[@]}" install -q -r "$VENV/.stack-no-openmim.txt" -r "$REQ/build.txt" -r "$REQ/tests.txt" \
+  -c "$REQ/torch.txt" -c "$REQ/mmcv.txt"
+"${PIP[@]}" install -q --no-deps "$(grep '^openmim' "$REQ/stack.txt")" -r "$REQ/mmpose.txt"
+
+# 4. mmcv with compiled ops (after the stack: `import mmcv` needs mmengine and opencv) ------
+MMCV_VERSION="$(sed -n 's/^mmcv==\([0-9.]*\).*/\1/p' "$REQ/mmcv.txt")"
+[[ -n "$MMCV_VERSION" ]] || die "requirements/mmcv.txt has no 'mmcv==X.Y.Z' line"
+mmcv_ok() {
+  "$VPY" - "$MMCV_VERSION" <<'EOF' 2>/dev/null
+import sys
+import mmcv, mmcv._ext  # noqa: F401  (_ext exists only in a full build with ops)
+sys.exit(mmcv.__version__ != sys.argv[1])
+EOF
+}
+if mmcv_ok; then
+  log "mmcv $MMCV_VERSION with compiled ops already installed"
+else
+  read -r TORCH_VERSION TORCH_CUDA GPU < <("$VPY" -c \
+    'import torch; print(torch.__version__.split("+")[0], torch.version.cuda or "none", int(torch.cuda.is_available()))')
+  FLAVOUR=cpu
+  if [[ "${FORCE_CUDA:-0}" == 1 ]] || { command -v nvcc >/dev/null && [[ "$GPU" == 1 ]]; }; then
+    FLAVOUR="cu${TORCH_CUDA}"
+  fi
+  PYTAG="$("$VPY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+  WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-$FLAVOUR-$PYTAG"
+  if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
+    log "building mmcv $MMCV_VERSION ($FLAVOUR ops, torch $TORCH_VERSION); about 20 min on 2 cores, once"
+    BUILD="$(mktemp -d)"
+    trap 'rm -rf "$BUILD"' EXIT
+    "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary mmcv \
+      "mmcv==$MMCV_VERSION" -d "$BUILD"
+    tar -xzf "$BUILD/mmcv-$MMCV_VERSION.tar.gz" -C "$BUILD"
+    SRC="$BUILD/mmcv-$MMCV_VERSION"
+    # torch>=2.14 headers need C++20; mmcv 2.1.0 hard-codes -std=c++17.
+    if "$VPY" -c 'import sys, torch; v = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]); sys.exit(v < (2, 14))'; then
+      sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+      grep -q -- '-std=c++20' "$SRC/setup.py" || die "could not patch mmcv's setup.py for C++20"
+    fi
+    FORCE_CUDA_FLAG=0; [[ "$FLAVOUR" != cpu ]] && FORCE_CUDA_FLAG=1
+    # -g0: no debug info, which more than halves the compile time of these header-heavy files.
+    (cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA_FLAG MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+      CFLAGS="${CFLAGS:-} -g0" \
+      "${PIP[@]}" wheel -q --no-deps --no-build-isolation . -w "$BUILD/wheel")
+    mkdir -p "$WHEEL_DIR"
+    # Move into place only once complete, so an interrupted build never leaves a broken cache.
+    cp "$BUILD"/wheel/mmcv-*.whl "$WHEEL_DIR/.partial.whl"
+    mv "$WHEEL_DIR/.partial.whl" "$WHEEL_DIR/$(basename "$BUILD"/wheel/mmcv-*.whl)"
+  fi
+  log "installing mmcv from $WHEEL_DIR"
+  "${PIP[@]}" uninstall -q -y mmcv-lite >/dev/null 2>&1 || true
+  "${PIP[@]}" install -q --no-deps --force-reinstall "$WHEEL_DIR"/mmcv-*.whl
+  # mmcv's own light dependencies (addict, yapf, ...), without letting pip touch mmcv itself.
+  "${PIP[@]}" install -q addict packaging pyyaml yapf regex
+  mmcv_ok || die "mmcv $MMCV_VERSION installed but mmcv._ext does not import"
+fi
+
+# 5. this package --------------------------------------------------------------------------------
+"${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
+"$VPY" "$ROOT/tools/check_env.py"
+fingerprint > "$STAMP"
+log "done: activate with 'source .venv/bin/activate'"
