@@ -156,7 +156,8 @@ def run_checks(import_module: Callable = importlib.import_module) -> List[Result
     for check in CHECKS:
         results.append(check(import_module))
         # Later checks import what earlier ones found broken; skip them to keep one line a fault.
-        if not results[-1].ok and check in (check_torch, check_mmcv_ops, check_mmpose):
+        if not results[-1].ok and check in (check_numpy_abi, check_torch, check_mmcv_ops,
+                                            check_mmpose):
             break
     return results
 

@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap'
 SAMPLE_DIR = ROOT / 'data' / 'coco_sample'
 SB_SAMPLE_CONFIG = CONFIG_DIR / 'coco_sample' / \
-    'td-hm_simplebaseline-res50_1xb16-150e_coco-sample-256x192.py'
+    'td-hm_simplebaseline-res50_1xb16-150e_coco-sample-128x96.py'
 SAM_SAMPLE_CONFIG = CONFIG_DIR / 'coco_sample' / \
-    'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-256x192.py'
+    'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py'
 
 # Two heavy torch processes on 2 cores slow each other ~10x: each test process and every process
 # a test spawns uses the same small, fixed number of threads.

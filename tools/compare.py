@@ -27,8 +27,8 @@ from typing import Dict, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco_sample'
-SAM_CONFIG = SAMPLE_DIR / 'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-256x192.py'
-SB_CONFIG = SAMPLE_DIR / 'td-hm_simplebaseline-res50_1xb16-150e_coco-sample-256x192.py'
+SAM_CONFIG = SAMPLE_DIR / 'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py'
+SB_CONFIG = SAMPLE_DIR / 'td-hm_simplebaseline-res50_1xb16-150e_coco-sample-128x96.py'
 METRICS = ('coco/AP', 'coco/AP .5', 'coco/AR')
 BATCH_SIZES = (1, 8)
 

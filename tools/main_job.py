@@ -4,7 +4,7 @@
 
 1. trains SAM-R50 (3x3+3x3) from scratch with MMEngine's runner on data/coco_sample (default
    config: configs/body_2d_keypoint/topdown_heatmap/coco_sample/
-   td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-256x192.py), keeping the best checkpoint by
+   td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py), keeping the best checkpoint by
    coco/AP;
 2. evaluates that checkpoint with COCO AP/AR, once with ground-truth boxes and once with the
    bundled person detections;
@@ -27,7 +27,7 @@ from mmengine.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = (ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco_sample' /
-                  'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-256x192.py')
+                  'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py')
 METRICS = ('coco/AP', 'coco/AP .5', 'coco/AP .75', 'coco/AR')
 
 
@@ -79,6 +79,42 @@ def best_checkpoint(work_dir: str) -> str:
     if not best:
         raise FileNotFoundError(f'no best_coco_AP_epoch_*.pth in {work_dir}: did validation run?')
     return str(best[-1])
+
+
+def draw_pictures(cfg: Config, checkpoint: str, out_dir: Path, bbox_file: str) -> str:
+    """Skeletons of the detected people and the spatial attention of the most confident one, for
+    every image of the test set's folder: ``<stem>.png``, ``<stem>.json``,
+    ``<stem>_attention.png`` and ``<stem>_stage{1..4}.png`` in ``out_dir``."""
+    import torch
+    from mmpose.apis import init_model
+
+    from mmpose_sam.apis import (BBoxFile, build_pose_visualizer, capture_spatial_attention,
+                                 draw_poses, estimate_poses, iter_images, people_to_json,
+                                 save_attention_pictures, select_boxes, topdown_inputs, write_json)
+    device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
+    test_cfg = copy.deepcopy(cfg)
+    test_cfg.model.test_cfg.flip_test = False  # the pictures show the network's own output
+    model = init_model(test_cfg, checkpoint, device=device)
+    visualizer = build_pose_visualizer(model)
+    boxes_of = BBoxFile(bbox_file)
+    dataset = cfg.test_dataloader.dataset
+    image_dir = Path(dataset.data_root) / dataset.data_prefix.get('img', '')
+    for item in iter_images(image_dir):
+        if item.error is not None:  # a corrupt image is reported and skipped
+            print(f'[main_job] skipped {item.error}', flush=True)
+            continue
+        boxes = select_boxes(boxes_of.boxes_for(item.path), bbox_thr=0.3)
+        sample = estimate_poses(model, item.image, boxes)
+        draw_poses(visualizer, item.image, sample, out_dir / f'{item.path.stem}.png')
+        write_json(out_dir / f'{item.path.stem}.json', people_to_json(sample))
+        if len(boxes):
+            best = boxes[boxes[:, 4].argmax()][None]
+            inputs, crops = topdown_inputs(model, item.image, best)
+            maps = capture_spatial_attention(model, inputs)
+            save_attention_pictures(crops[0], [(m.stage, m.map[0]) for m in maps],
+                                    out_dir / item.path.stem)
+        print(f'[main_job] {item.path.name}: {len(boxes)} people drawn', flush=True)
+    return str(out_dir)
 
 
 def summary_table(rows) -> str:
