@@ -99,16 +99,16 @@ def test_tool_one_box(checkpoint, tmp_path, capsys):
                               '--bbox', '277', '45', '502', '379', '--out-dir', str(tmp_path),
                               '--device', 'cpu'])
     overlays = [read_png(tmp_path / f'000000000785_stage{stage}.png') for stage in (1, 2, 3, 4)]
-    # Overlays are at the model input size (H x W = 256 x 192), one per stage, all different.
-    assert all(overlay.shape == (256, 192, 3) for overlay in overlays)
+    # Overlays are at the model input size (H x W = 128 x 96 of the sample config), one per stage, all different.
+    assert all(overlay.shape == (128, 96, 3) for overlay in overlays)
     assert all((a != b).any() for a, b in zip(overlays, overlays[1:]))
     grid = read_png(tmp_path / '000000000785_attention.png')
     assert grid.shape[1] > 2.5 * grid.shape[0]  # the crop and four overlays side by side
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ['000000000785_attention.png'] + [f'000000000785_stage{s}.png' for s in (1, 2, 3, 4)])
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
-        f'{IMAGE}: 1 crop(s) of 256x192, stage 1 64x48, stage 2 32x24, stage 3 16x12, '
-        f'stage 4 8x6 -> {tmp_path / "000000000785_attention.png"}')
+        f'{IMAGE}: 1 crop(s) of 128x96, stage 1 32x24, stage 2 16x12, stage 3 8x6, '
+        f'stage 4 4x3 -> {tmp_path / "000000000785_attention.png"}')
 
 
 def test_tool_people_of_a_bbox_file(checkpoint, tmp_path):
@@ -121,7 +121,7 @@ def test_tool_people_of_a_bbox_file(checkpoint, tmp_path):
     for index in range(len(people)):
         prefix = f'000000000785_person{index}'
         for stage in (1, 2, 3, 4):
-            assert read_png(tmp_path / f'{prefix}_stage{stage}.png').shape == (256, 192, 3)
+            assert read_png(tmp_path / f'{prefix}_stage{stage}.png').shape == (128, 96, 3)
         read_png(tmp_path / f'{prefix}_attention.png')
     assert len(list(tmp_path.iterdir())) == 5 * len(people) == 10
 

@@ -56,8 +56,10 @@ def test_config_builds_with_expected_parameters(path):
     if family != 'simplebaseline':
         assert model.backbone.attention_cfg['spatial_kernel'] == {
             'sam-seq3x3': '3x3+3x3', 'sam-par3x3': '3x3//3x3', 'sam-7x7': '7x7'}[family]
-    heatmap = cfg.codec['heatmap_size']
-    assert tuple(heatmap) == ((72, 96) if '384x288' in path.name else (48, 64))
+    heatmap = tuple(cfg.codec['heatmap_size'])
+    assert heatmap == {'384x288': (72, 96), '256x192': (48, 64), '128x96': (24, 32)}[
+        path.stem.rsplit('-', 1)[-1]]
+    assert tuple(model.head.decoder.heatmap_size) == heatmap
 
 
 @pytest.mark.parametrize('schedule,lr,epochs,milestones', [('210e', 5e-4, 210, [170, 200]),

@@ -88,8 +88,8 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
          work, '--cfg-options', 'train_cfg.max_epochs=1', *SHORT],
         OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     log = proc.stdout + proc.stderr
-    assert 'Distributed launcher: pytorch' in log or 'launcher: pytorch' in log, log[-3000:]
-    assert re.search(r"'world_size': 2|World size: 2|world_size: 2", log), log[-3000:]
+    # MMEngine logs the world size as "GPU number", whatever the device.
+    assert 'Distributed launcher: pytorch' in log and 'GPU number: 2' in log, log[-3000:]
     assert (work / 'epoch_1.pth').is_file()
     assert 'coco/AP' in metrics_from_log(log)
     scalars = sorted(work.glob('*/vis_data/scalars.json'))
