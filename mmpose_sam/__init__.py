@@ -1,7 +1,8 @@
 """mmpose-sam: the Efficient Spatial-Attention pose network as an MMPose 1.x plugin.
 
 Importing the package (configs do it with ``custom_imports=dict(imports=['mmpose_sam'])``)
-registers its models into ``mmpose.registry.MODELS``, lets MMEngine load its own checkpoints on
+registers its models into ``mmpose.registry.MODELS`` and a throughput hook into
+``mmpose.registry.HOOKS``, lets MMEngine load its own checkpoints on
 torch>=2.6 and write them atomically (:mod:`mmpose_sam.checkpoint`), and lets ``--launcher
 pytorch`` run without a GPU (:mod:`mmpose_sam.distributed`).
 """
@@ -9,6 +10,7 @@ from .version import __version__
 # Fixes for MMEngine 0.10.x: they must be in place before a runner loads a checkpoint or starts
 # distributed training, which is why configs import this package (custom_imports).
 from . import checkpoint, distributed  # noqa: F401,E402
+from .engine import TrainThroughputHook  # noqa: F401,E402
 from .models import *  # noqa: F401,F403,E402
 from .models import __all__ as _model_names
 
@@ -18,4 +20,4 @@ def registered_modules():
     return list(_model_names)
 
 
-__all__ = ['__version__', 'registered_modules', *_model_names]
+__all__ = ['__version__', 'registered_modules', 'TrainThroughputHook', *_model_names]
