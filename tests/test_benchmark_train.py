@@ -63,8 +63,8 @@ def test_hook_rejects_zero_warmup_and_is_registered():
 def test_benchmark_writes_table_for_both_models(tmp_path):
     out = tmp_path / 'throughput.md'
     proc = run_python(['tools/benchmark_train.py', '--iters', '2', '--warmup', '1',
-                       '--batch-size', '2', '--num-workers', '1', '--work-dir', tmp_path,
-                       '--out', out], timeout=900)
+                       '--model-only-iters', '2', '--batch-size', '2', '--num-workers', '1',
+                       '--work-dir', tmp_path, '--out', out], timeout=900)
     rows = parse_table(out.read_text())
     assert list(rows) == ['SimpleBaseline', 'SAM', 'SAM / SB']
     assert rows['SimpleBaseline']['params'] == f"{EXPECTED_PARAMS['simplebaseline', 50]:,}"

@@ -1,8 +1,8 @@
 """Training throughput of SAM against SimpleBaseline (crops/s), both measured in the same run.
 
-    python tools/benchmark_train.py [--iters 300] [--warmup 50] [--batch-size 64]
-                                    [--amp auto|bf16|fp16|none] [--num-workers 8]
-                                    [--sam-config C] [--sb-config C] [--out PATH]
+    python tools/benchmark_train.py [--iters 300] [--warmup 50] [--model-only-iters 100]
+                                    [--batch-size 64] [--amp auto|bf16|fp16|none]
+                                    [--num-workers 8] [--sam-config C] [--sb-config C] [--out PATH]
 
 A benchmark, not a test: it reports numbers and asserts nothing about them. For each model, one
 after the other in this process (SimpleBaseline first):
@@ -12,7 +12,7 @@ after the other in this process (SimpleBaseline first):
    InfiniteSampler) through the config's own training pipeline, augmentation included, with
    AmpOptimWrapper. :class:`mmpose_sam.engine.TrainThroughputHook` times the iterations after the
    warm-up, data loading included. On 12 people this measures the loop, not accuracy.
-2. **model only**: the same model and optimizer wrapper then train ``--iters`` more steps on one
+2. **model only**: the same model and optimizer wrapper then train ``--model-only-iters`` steps on one
    fixed batch already on the device (forward, loss, backward, optimizer step), which leaves the
    data loader out: the number to compare the two networks by.
 
@@ -45,13 +45,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--sam-config', type=Path, default=SAM_CONFIG)
     parser.add_argument('--iters', type=int, default=300, help='timed iterations per phase')
     parser.add_argument('--warmup', type=int, default=50, help='untimed iterations first')
+    parser.add_argument('--model-only-iters', type=int, default=100,
+                        help='timed fixed-batch iterations per model (after 10 untimed)')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--num-workers', type=int, default=8, help='data loader workers')
     parser.add_argument('--amp', choices=['auto', 'bf16', 'fp16', 'none'], default='auto')
     parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/benchmark_train'))
     parser.add_argument('--out', type=Path, help='markdown table (default: WORK_DIR/throughput.md)')
     args = parser.parse_args(argv)
-    for name in ('iters', 'warmup', 'batch_size'):
+    for name in ('iters', 'warmup', 'model_only_iters', 'batch_size'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
     return args
@@ -109,7 +111,7 @@ def fixed_batch_throughput(runner, iters: int, warmup: int) -> Dict[str, float]:
         log_vars = model.train_step(batch, runner.optim_wrapper)
     seconds = _synchronize() - start
     return dict(crops_per_s=iters * batch_size / seconds, ms_per_iter=seconds / iters * 1e3,
-                loss=float(log_vars['loss']))
+                loss=float(log_vars['loss'].detach()))
 
 
 def run_model(config: Path, work_dir: Path, args: argparse.Namespace,
@@ -129,7 +131,7 @@ def run_model(config: Path, work_dir: Path, args: argparse.Namespace,
     result = dict(config=str(config), device=str(next(runner.model.parameters()).device),
                   params=sum(p.numel() for p in runner.model.parameters()),
                   end_to_end_crops_per_s=hook.samples_per_second)
-    model_only = fixed_batch_throughput(runner, args.iters, min(args.warmup, 10))
+    model_only = fixed_batch_throughput(runner, args.model_only_iters, min(args.warmup, 10))
     result.update({f'model_only_{key}': value for key, value in model_only.items()})
     result['peak_gpu_memory_gib'] = (torch.cuda.max_memory_allocated() / 2**30
                                      if on_gpu else None)
@@ -182,11 +184,18 @@ def main(argv=None) -> str:
     out = (args.out or work_dir / 'throughput.md').resolve()
     os.chdir(ROOT)
 
+    def report(results):
+        return dict(device=device_name, torch=torch.__version__, amp=amp,
+                    args={k: str(v) for k, v in vars(args).items()}, results=results)
+
     results: Dict[str, dict] = {}
     for name, config in (('SimpleBaseline', args.sb_config), ('SAM', args.sam_config)):
         print(f'[benchmark_train] {name}: {config.name}, {args.warmup}+{args.iters} iterations '
               f'of batch {args.batch_size}, AMP {amp or "off"}', flush=True)
         results[name] = run_model(config.resolve(), work_dir / name.lower(), args, amp)
+        # each model's numbers as soon as they exist, in case a time limit stops the next one
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix('.json').write_text(json.dumps(report(results), indent=2) + '\n')
         print(f'[benchmark_train] {name}: end to end '
               f'{_fmt(results[name]["end_to_end_crops_per_s"], ".1f")} crops/s, model only '
               f'{results[name]["model_only_crops_per_s"]:.1f} crops/s', flush=True)
@@ -196,16 +205,16 @@ def main(argv=None) -> str:
                f'End to end: MMEngine runner on the bundled COCO sample with the config\'s '
                f'augmenting pipeline and {args.num_workers} data loader workers, '
                f'{args.iters} iterations timed after {args.warmup} warm-up. Model only: '
-               f'{args.iters} train_step calls on one batch already on the device. Both models '
+               f'{args.model_only_iters} train_step calls on one batch already on the device. '
+               'Both models '
                'in one process, one after the other. Command: python tools/benchmark_train.py '
-               f'--iters {args.iters} --warmup {args.warmup} --batch-size {args.batch_size} '
+               f'--iters {args.iters} --warmup {args.warmup} --model-only-iters '
+               f'{args.model_only_iters} --batch-size {args.batch_size} '
                f'--num-workers {args.num_workers} --amp {args.amp}')
     table = throughput_table(results, setting)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table + '\n')
-    out.with_suffix('.json').write_text(json.dumps(
-        dict(device=device_name, torch=torch.__version__, amp=amp, args={
-            k: str(v) for k, v in vars(args).items()}, results=results), indent=2) + '\n')
+    out.with_suffix('.json').write_text(json.dumps(report(results), indent=2) + '\n')
     print('\n' + table, flush=True)
     print(f'[benchmark_train] wrote {out}', flush=True)
     return table
