@@ -106,3 +106,20 @@ def test_model_index_lists_every_config():
                                      'sam-par3x3': 'sam-3x3//3x3', 'sam-7x7': 'sam-7x7'}[family]
         assert meta['Input Size'] in config
         assert meta['FLOPs'] > 0
+
+
+PROJECT_CONFIGS = sorted((ROOT / 'projects' / 'sam_pose' / 'configs').glob('*.py'))
+
+
+@pytest.mark.parametrize('path', PROJECT_CONFIGS, ids=lambda p: p.name)
+def test_project_config_builds_the_same_model_as_its_configs_twin(path):
+    """projects/sam_pose spells the model out for MMPose checkouts; it must not drift from ours."""
+    twin = CONFIG_DIR / 'coco' / path.name
+    shapes = []
+    for config in (path, twin):
+        cfg = Config.fromfile(str(config))
+        assert 'mmpose_sam' in cfg.custom_imports['imports']
+        model = MODELS.build(cfg.model)
+        shapes.append({name: tuple(t.shape) for name, t in model.state_dict().items()})
+    assert shapes[0] == shapes[1]  # same tensors, names and shapes: checkpoints interchange
+    assert sum(p.numel() for p in model.parameters()) == EXPECTED_PARAMS[describe(path)]

@@ -1,9 +1,10 @@
 # SimpleBaseline-R50 from scratch on the bundled COCO sample (data/coco_sample: 4 val2017 images,
 # 12 people with keypoints). Twelve people cannot teach pose estimation; training and testing on
-# them is a memorisation check of the whole MMPose loop (data, codec, model, loss, flip test,
-# decoding, COCO evaluation). Augmentation is off, the learning rate high and the input 128x96
-# (heatmaps 32x24; a quarter of the 256x192 compute) so that it converges in minutes on a CPU. Also the template for any COCO-format data set: change data_root, ann_file,
-# data_prefix and bbox_file (README.md, "Your own data").
+# them is a memorisation check of the whole MMPose loop (data, codec, model, loss, decoding, COCO
+# evaluation). Augmentation is off, the learning rate high and the input 128x96 (heatmaps 32x24; a
+# quarter of the 256x192 compute) so that it converges in minutes on a CPU. Also the template for
+# any COCO-format data set: change data_root, ann_file, data_prefix and bbox_file (README.md,
+# "Your own data"); turn augmentation and the flip test back on for real training.
 _base_ = ['../coco/td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py']
 
 data_root = 'data/coco_sample/'
@@ -33,7 +34,11 @@ codec = dict(
     blur_kernel_size=3)
 model = dict(
     backbone=dict(init_cfg=None),  # from scratch: no ImageNet download
-    head=dict(decoder=codec))
+    head=dict(decoder=codec),
+    # Training never flips (no augmentation), so a flip test would average in heatmaps of mirrored
+    # people the network has never seen. Measured on SAM-R50 checkpoints: AP 0.891 and 0.941 with
+    # the flip test, 1.000 for both without.
+    test_cfg=dict(flip_test=False))
 train_pipeline = [  # no augmentation: memorise the sample
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale'),
