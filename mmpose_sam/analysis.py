@@ -49,6 +49,20 @@ def default_device() -> str:
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
+def synchronized_clock() -> float:
+    """``time.perf_counter()`` after the GPU has finished its queued work: CUDA kernels run
+    asynchronously, so a clock read without synchronising would time the queueing, not the work.
+    On a CPU, or before CUDA is initialised, it is the plain clock."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def format_ratio(numerator: Optional[float], denominator: Optional[float]) -> str:
+    """``'1.234x'``, or ``'-'`` when either side is missing (or the denominator is 0)."""
+    return f'{numerator / denominator:.3f}x' if numerator is not None and denominator else '-'
+
+
 def load_config(config: Union[str, Path, Config], cfg_options: Optional[dict] = None) -> Config:
     """A config from a path (or a copy of a :class:`Config`), with ``cfg_options`` merged in.
 
@@ -190,20 +204,16 @@ def measure_latency(model: nn.Module,
 
     The model runs in eval mode under ``torch.no_grad`` on its own device; ``warmup`` passes are
     discarded (allocator, cuDNN autotuning), then each of ``repeats`` passes is timed alone, with
-    ``torch.cuda.synchronize`` around it on a GPU since CUDA kernels run asynchronously. The median
-    resists the odd slow pass on a shared machine.
+    :func:`synchronized_clock` around it. The median resists the odd slow pass on a shared machine.
     """
     device = next(model.parameters()).device
     inputs = torch.rand(batch_size, 3, *hw, device=device)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     model.eval()
     times = []
     with torch.no_grad():
         for i in range(warmup + repeats):
-            sync()
-            start = time.perf_counter()
+            start = synchronized_clock()
             model(inputs, None, mode='tensor')
-            sync()
             if i >= warmup:
-                times.append(time.perf_counter() - start)
+                times.append(synchronized_clock() - start)
     return statistics.median(times) / batch_size

@@ -27,7 +27,6 @@ import gc
 import json
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -90,15 +89,9 @@ def benchmark_config(config: Path, work_dir: Path, args: argparse.Namespace, amp
     return cfg
 
 
-def _synchronize() -> float:
-    import torch
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-    return time.perf_counter()
-
-
 def fixed_batch_throughput(runner, iters: int, warmup: int) -> Dict[str, float]:
     """Crops/s of ``runner.model.train_step`` on one batch that already sits on the device."""
+    from mmpose_sam.analysis import synchronized_clock
     model = runner.model
     # The next batch of the training loop's own iterator: a fresh iter() over a loader with
     # persistent workers and an InfiniteSampler can end at once.
@@ -106,10 +99,10 @@ def fixed_batch_throughput(runner, iters: int, warmup: int) -> Dict[str, float]:
     batch_size = len(batch['data_samples'])
     for _ in range(warmup):
         model.train_step(batch, runner.optim_wrapper)
-    start = _synchronize()
+    start = synchronized_clock()
     for _ in range(iters):
         log_vars = model.train_step(batch, runner.optim_wrapper)
-    seconds = _synchronize() - start
+    seconds = synchronized_clock() - start
     return dict(crops_per_s=iters * batch_size / seconds, ms_per_iter=seconds / iters * 1e3,
                 loss=float(log_vars['loss'].detach()))
 
@@ -146,11 +139,8 @@ def _fmt(value: Optional[float], spec: str) -> str:
     return '-' if value is None else format(value, spec)
 
 
-def _ratio(sam: Optional[float], sb: Optional[float]) -> str:
-    return f'{sam / sb:.3f}x' if sam is not None and sb else '-'
-
-
 def throughput_table(results: Dict[str, dict], setting: str) -> str:
+    from mmpose_sam.analysis import format_ratio as _ratio
     header = ['model', 'config', 'params', 'end to end (crops/s)', 'model only (crops/s)',
               'model only (ms/iter)', 'peak GPU memory (GiB)']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]

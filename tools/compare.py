@@ -107,16 +107,13 @@ def profile(cfg, device: str, warmup: int, repeats: int) -> dict:
     return result
 
 
-def _ratio(sam: Optional[float], sb: Optional[float]) -> str:
-    return f'{sam / sb:.3f}x' if sam is not None and sb else '-'
-
-
 def _fmt_time(seconds: Optional[float]) -> str:
     return f'{seconds:.1f} s' if seconds is not None else '- (checkpoint)'
 
 
 def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: str = '') -> str:
     """Markdown table: SB row, SAM row, then SAM/SB ratios (AP/AR as differences)."""
+    from mmpose_sam.analysis import format_ratio as _ratio
     header = ['model', 'config', 'input size', 'params', 'GMACs (FlopAnalyzer)',
               'attention elementwise Gops'] + \
              [f'latency b{b} (ms/crop)' for b in BATCH_SIZES] + list(METRICS) + ['train time']

@@ -85,13 +85,13 @@ def draw_pictures(cfg: Config, checkpoint: str, out_dir: Path, bbox_file: str) -
     """Skeletons of the detected people and the spatial attention of the most confident one, for
     every image of the test set's folder: ``<stem>.png``, ``<stem>.json``,
     ``<stem>_attention.png`` and ``<stem>_stage{1..4}.png`` in ``out_dir``."""
-    import torch
     from mmpose.apis import init_model
 
     from mmpose_sam.apis import (BBoxFile, build_pose_visualizer, capture_spatial_attention,
-                                 draw_poses, estimate_poses, iter_images, people_to_json,
-                                 save_attention_pictures, select_boxes, topdown_inputs, write_json)
-    device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
+                                 default_device, draw_poses, estimate_poses, iter_images,
+                                 people_to_json, save_attention_pictures, select_boxes,
+                                 topdown_inputs, write_json)
+    device = default_device()
     test_cfg = copy.deepcopy(cfg)
     test_cfg.model.test_cfg.flip_test = False  # the pictures show the network's own output
     model = init_model(test_cfg, checkpoint, device=device)

@@ -1,11 +1,10 @@
 """Training throughput (samples per second) as the runner sees it, data loading included."""
-import time
 from typing import Optional
 
-import torch
 from mmengine.hooks import Hook
 
 from mmpose.registry import HOOKS
+from ..analysis import synchronized_clock
 
 
 @HOOKS.register_module()
@@ -47,7 +46,7 @@ class TrainThroughputHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         # `runner.iter` is still the index of the iteration that has just finished.
         if runner.iter == self.warmup_iters - 1:
-            self._start = self._now()
+            self._start = synchronized_clock()
         elif self._start is not None:
             self.samples += len(data_batch['data_samples'])
 
@@ -57,14 +56,8 @@ class TrainThroughputHook(Hook):
                 f'TrainThroughputHook: training ended within the {self.warmup_iters} warm-up '
                 'iterations; nothing was measured')
             return
-        self.seconds = self._now() - self._start
+        self.seconds = synchronized_clock() - self._start
         runner.logger.info(
             f'training throughput: {self.samples_per_second:.1f} samples/s '
             f'({self.samples} samples in {self.seconds:.2f} s after {self.warmup_iters} warm-up '
             'iterations, data loading included)')
-
-    @staticmethod
-    def _now() -> float:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-        return time.perf_counter()

@@ -52,25 +52,13 @@ val_pipeline = [
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='PackPoseInputs')
 ]
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        data_root=data_root,
-        ann_file=ann_file,
-        data_prefix=dict(img=img_prefix),
-        pipeline=train_pipeline))
+# What the three loaders share: one process, the whole sample in one batch of up to 16 crops.
+sample_loader = dict(batch_size=16, num_workers=0, persistent_workers=False)
+sample_data = dict(data_root=data_root, ann_file=ann_file, data_prefix=dict(img=img_prefix))
+train_dataloader = dict(**sample_loader, dataset=dict(**sample_data, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=16,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        data_root=data_root,
-        ann_file=ann_file,
-        data_prefix=dict(img=img_prefix),
-        bbox_file=None,  # ground-truth boxes
-        pipeline=val_pipeline))
+    **sample_loader,
+    dataset=dict(**sample_data, bbox_file=None, pipeline=val_pipeline))  # ground-truth boxes
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + ann_file)
 test_evaluator = val_evaluator
