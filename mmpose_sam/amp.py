@@ -1,21 +1,52 @@
-"""bf16 AMP for MMPose 1.3.x heads, applied when ``mmpose_sam`` is imported.
+"""Mixed precision (AMP) fixes for MMPose 1.3.x and MMEngine 0.10.x, applied by ``import mmpose_sam``.
 
-MMPose moves head outputs to numpy with ``mmpose.utils.tensor_utils.to_numpy`` (training
-accuracy in ``HeatmapHead.loss``, decoding in ``BaseHead.decode``). Under
-``AmpOptimWrapper(dtype='bfloat16')`` those outputs are bfloat16, which numpy has no type for, so
-the first training iteration fails with ``TypeError: Got unsupported ScalarType BFloat16`` (seen
-on an H200 with SimpleBaseline and SAM alike; fp16 is unaffected). The fix upcasts bfloat16
-tensors to float32 inside ``to_numpy`` only: the loss and the backward pass are untouched, since
-the losses never go through numpy.
+1. **bf16 through MMPose's heads** (:func:`patch_mmpose_to_numpy`). MMPose moves head outputs to
+   numpy with ``mmpose.utils.tensor_utils.to_numpy`` (training accuracy in ``HeatmapHead.loss``,
+   decoding in ``BaseHead.decode``). Under bf16 autocast those outputs are bfloat16, which numpy
+   has no type for, so the first iteration failed with ``TypeError: Got unsupported ScalarType
+   BFloat16`` (seen on an H200 with SimpleBaseline and SAM alike). ``to_numpy`` now upcasts
+   bfloat16 to float32; losses never go through numpy, so training is untouched. MMPose's modules
+   bind ``to_numpy`` by name when imported, so the wrapper is put into each loaded ``mmpose``
+   module that holds the original. Unnecessary once MMPose upcasts in ``to_numpy`` itself (not
+   the case up to 1.3.2).
 
-MMPose's modules bind ``to_numpy`` by name when they are imported
-(``from mmpose.utils.tensor_utils import to_numpy``), so the wrapper is put into each loaded
-``mmpose`` module that holds the original, as well as into ``tensor_utils`` for later imports.
+2. **MMEngine's AmpOptimWrapper** (:class:`AmpOptimWrapper`, registered under MMEngine's own
+   name, so ``optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16')`` and MMPose's
+   ``tools/train.py --amp`` get it). MMEngine 0.10.7's wrapper
+
+   - always builds a ``GradScaler``. Loss scaling exists for float16's narrow exponent range;
+     bfloat16 has float32's, so the scaler only costs: its ``step`` reads ``found_inf`` back to
+     the host every iteration, a host-device synchronisation that stops the CPU from queueing
+     the next iteration while the GPU works. With ``dtype='bfloat16'`` there is no scaler here;
+   - asserts a GPU/NPU/MLU/MUSA, so ``--amp`` failed on a CPU with an ``AssertionError``. CPU
+     autocast is real but bfloat16 only, and fast only where the CPU computes in bfloat16
+     (AVX-512-BF16 or AMX). There, AMP now runs as bf16 autocast (what MMEngine's own
+     ``autocast`` picks on a CPU when no dtype is given). A CPU without them emulates bfloat16:
+     measured on this project's AVX2-only 2-core machine, a SimpleBaseline forward pass took 28x
+     longer in bf16 than in float32. There the wrapper trains in float32 and says so in one
+     warning line, so that the same config runs everywhere at the best speed the hardware has.
+     Asking for float16 on a CPU, or bfloat16 on a GPU older than Ampere, is refused in one line.
+
+   float16 on a GPU keeps MMEngine's behaviour (dynamic loss scaling). Checkpoints stay
+   interchangeable: a bf16 run writes no ``loss_scaler`` state and ignores one when resuming.
+   Unnecessary once MMEngine drops the scaler for bfloat16 and allows CPU autocast (not the case
+   up to 0.10.7).
 """
+import logging
 import sys
+from contextlib import contextmanager
+from typing import Optional, Union
 
 import torch
+from mmengine.logging import print_log
+from mmengine.device import is_mlu_available, is_musa_available, is_npu_available
+from mmengine.optim import AmpOptimWrapper as _MMEngineAmpOptimWrapper
+from mmengine.optim import OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
 from mmpose.utils import tensor_utils
+from torch import nn
+
+from .errors import UserError
 
 _numpy_unsafe = tensor_utils.to_numpy
 
@@ -38,3 +69,103 @@ def patch_mmpose_to_numpy() -> int:
             module.to_numpy = to_numpy
             patched += 1
     return patched
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 (AVX-512-BF16 or AMX), rather than emulating it."""
+    checks = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def bf16_is_native(device: Union[str, torch.device]) -> bool:
+    """Whether bfloat16 runs at full speed on ``device``: a CUDA GPU of compute capability 8.0
+    (Ampere) or newer, or a CPU with :func:`cpu_has_native_bf16`."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    return device.type == 'cpu' and cpu_has_native_bf16()
+
+
+def _has_accelerator() -> bool:
+    return (torch.cuda.is_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
+
+
+def _as_dtype(dtype: Union[str, torch.dtype, None]) -> Optional[torch.dtype]:
+    if isinstance(dtype, str):
+        if dtype not in _MMEngineAmpOptimWrapper.valid_dtypes:
+            raise UserError(f'optim_wrapper.dtype must be one of '
+                            f'{", ".join(_MMEngineAmpOptimWrapper.valid_dtypes)}, got {dtype!r}')
+        return getattr(torch, dtype)
+    return dtype
+
+
+@OPTIM_WRAPPERS.register_module(name='AmpOptimWrapper', force=True)
+class AmpOptimWrapper(_MMEngineAmpOptimWrapper):
+    """MMEngine's ``AmpOptimWrapper`` without loss scaling for bfloat16, and with CPU autocast.
+
+    Args:
+        loss_scale (str | float | dict): ``GradScaler`` settings, used for float16 only.
+            Defaults to ``'dynamic'``.
+        dtype (str | torch.dtype, optional): Autocast dtype: ``'bfloat16'``, ``'float16'`` (GPU
+            only) or None (float16 on a GPU, bfloat16 on a CPU, as MMEngine's ``autocast``).
+        use_fsdp (bool): ``ShardedGradScaler`` for FSDP (float16 only). Defaults to False.
+        **kwargs: Passed to :class:`~mmengine.optim.OptimWrapper`.
+    """
+
+    def __init__(self,
+                 loss_scale: Union[str, float, dict] = 'dynamic',
+                 dtype: Union[str, torch.dtype, None] = None,
+                 use_fsdp: bool = False,
+                 **kwargs):
+        dtype = _as_dtype(dtype)
+        if _has_accelerator() and dtype != torch.bfloat16:
+            super().__init__(loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp, **kwargs)
+            return
+        if not _has_accelerator() and dtype not in (None, torch.bfloat16):
+            raise UserError(f'AmpOptimWrapper(dtype={str(dtype).split(".")[-1]!r}) needs a GPU: '
+                            'CPU autocast supports bfloat16 only (optim_wrapper.dtype=bfloat16)')
+        if torch.cuda.is_available() and not bf16_is_native('cuda'):
+            raise UserError(f'AmpOptimWrapper(dtype=\'bfloat16\'): {torch.cuda.get_device_name()} '
+                            'has no bfloat16 tensor cores (Ampere or newer needed); use '
+                            'optim_wrapper.dtype=float16')
+        # MMEngine's __init__ would assert an accelerator and build a GradScaler: neither is
+        # wanted for bfloat16, so only the plain wrapper is initialised.
+        OptimWrapper.__init__(self, **kwargs)
+        self._scale_update_param = None
+        self.loss_scaler = None
+        self.cast_dtype = torch.bfloat16
+        self.autocast_enabled = _has_accelerator() or cpu_has_native_bf16()
+        if not self.autocast_enabled:
+            print_log('AmpOptimWrapper: this CPU has no native bfloat16 (AVX-512-BF16/AMX) and '
+                      'would emulate it many times slower than float32, so training runs in '
+                      'float32', logger='current', level=logging.WARNING)
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        if getattr(self, 'autocast_enabled', True):
+            with super().optim_context(model):
+                yield
+        else:
+            with OptimWrapper.optim_context(self, model):
+                yield
+
+    def backward(self, loss: torch.Tensor, **kwargs) -> None:
+        if self.loss_scaler is None:
+            return OptimWrapper.backward(self, loss, **kwargs)
+        return super().backward(loss, **kwargs)
+
+    def step(self, **kwargs) -> None:
+        if self.loss_scaler is None:
+            return OptimWrapper.step(self, **kwargs)
+        return super().step(**kwargs)
+
+    def state_dict(self) -> dict:
+        if self.loss_scaler is None:
+            return OptimWrapper.state_dict(self)
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if self.loss_scaler is None:  # e.g. resuming a float16 run in bfloat16
+            state_dict = {k: v for k, v in state_dict.items() if k != 'loss_scaler'}
+        super().load_state_dict(state_dict)

@@ -199,7 +199,8 @@ def measure_latency(model: nn.Module,
                     hw: Tuple[int, int],
                     batch_size: int = 1,
                     warmup: int = 5,
-                    repeats: int = 20) -> float:
+                    repeats: int = 20,
+                    channels_last: bool = False) -> float:
     """Median seconds per crop of ``model(inputs, mode='tensor')`` on a ``batch_size`` batch.
 
     The model runs in eval mode under ``torch.no_grad`` on its own device; ``warmup`` passes are
@@ -208,6 +209,8 @@ def measure_latency(model: nn.Module,
     """
     device = next(model.parameters()).device
     inputs = torch.rand(batch_size, 3, *hw, device=device)
+    if channels_last:  # as a channels_last model's data preprocessor hands them over
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
     model.eval()
     times = []
     with torch.no_grad():

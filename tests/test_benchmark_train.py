@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import run_python
-from test_compare import parse_table
 from test_configs import EXPECTED_PARAMS
 
 
@@ -60,25 +59,41 @@ def test_hook_rejects_zero_warmup_and_is_registered():
                       TrainThroughputHook)
 
 
-def test_benchmark_writes_table_for_both_models(tmp_path):
+def _rows(text):
+    """Table rows by (first cell, second cell), each a {column: cell} dict."""
+    lines = [line for line in text.splitlines() if line.startswith('|')]
+    header = [cell.strip() for cell in lines[0].strip('|').split('|')]
+    rows = [dict(zip(header, (c.strip() for c in line.strip('|').split('|')))) for line in lines[2:]]
+    return {(row['model'], row['setting']): row for row in rows}
+
+
+def test_benchmark_writes_both_models_in_both_settings(tmp_path):
     out = tmp_path / 'throughput.md'
     proc = run_python(['tools/benchmark_train.py', '--iters', '2', '--warmup', '1',
                        '--model-only-iters', '2', '--batch-size', '2', '--num-workers', '1',
-                       '--work-dir', tmp_path, '--out', out], timeout=900)
-    rows = parse_table(out.read_text())
-    assert list(rows) == ['SimpleBaseline', 'SAM', 'SAM / SB']
-    assert rows['SimpleBaseline']['params'] == f"{EXPECTED_PARAMS['simplebaseline', 50]:,}"
-    assert rows['SAM']['params'] == f"{EXPECTED_PARAMS['sam-seq3x3', 50]:,}"
-    for column in ('end to end (crops/s)', 'model only (crops/s)', 'model only (ms/iter)'):
-        for name in ('SimpleBaseline', 'SAM'):
-            assert float(rows[name][column]) > 0
-        assert float(rows['SAM / SB'][column].rstrip('x')) > 0
-    assert rows['SAM']['peak GPU memory (GiB)'] == '-'  # CPU: nothing to report
-    assert 'AMP off' in out.read_text() and 'training throughput: ' in proc.stdout
+                       '--profile', '--sync-check', '--work-dir', tmp_path, '--out', out],
+                      timeout=900)
+    rows = _rows(out.read_text())
+    models = [(m, s) for s in ('mmpose', 'fast') for m in ('SimpleBaseline', 'SAM')]
+    assert list(rows)[:4] == models
+    assert {('SAM / SB (mmpose)', ''), ('SAM / SB (fast)', ''), ('SimpleBaseline: fast / mmpose',
+            ''), ('SAM: fast / mmpose', '')} <= set(rows)
+    for key in models:
+        for column in ('end to end (crops/s)', 'model only (crops/s)', 'model only (ms/iter)'):
+            assert float(rows[key][column]) > 0
+        assert rows[key]['data-time share'].endswith('%')
+        assert rows[key]['peak GPU memory (GiB)'] == '-'  # CPU: nothing to report
+        assert all(float(s) >= 0 for s in rows[key][
+            'start-up: runner / to 1st iter / 1st iter (s)'].split(' / '))
+    assert 'training throughput: ' in proc.stdout
     report = json.loads(out.with_suffix('.json').read_text())
-    assert report['amp'] is None
-    for result in report['results'].values():
-        assert result['device'] == 'cpu' and math.isfinite(result['model_only_loss'])
+    assert len(report['rows']) == 4
+    for row in report['rows'].values():
+        assert row['device'] == 'cpu' and math.isfinite(row['model_only_loss'])
+        assert row['params'] == EXPECTED_PARAMS[('simplebaseline', 50) if row['model'] ==
+                                                'SimpleBaseline' else ('sam-seq3x3', 50)]
+        assert row['model_only_profile_top_ops'] and row['syncs_per_iteration'] == 'no GPU'
+    assert (tmp_path / 'fast_sam' / 'profile' / 'trace.json').is_file()
 
 
 def test_benchmark_rejects_zero_iterations():

@@ -93,14 +93,20 @@ def train_and_test(cfg, checkpoint: Optional[str]) -> Dict[str, float]:
 
 def profile(cfg, device: str, warmup: int, repeats: int) -> dict:
     """Parameters, GMACs and per-crop latency of the config's model (fresh weights: neither
-    depends on them)."""
+    depends on them), eager fp32 and through ``optimize_for_inference`` (the device's best
+    dtype, channels_last, folded batch norms)."""
     import torch
     from mmpose_sam.analysis import build_model, count_complexity, input_hw, measure_latency
+    from mmpose_sam.apis import optimize_for_inference
     hw = input_hw(cfg)
     model = build_model(cfg, device)
     result = dict(complexity=count_complexity(model, hw), input_size=f'{hw[0]}x{hw[1]}')
     for batch in BATCH_SIZES:
         result[f'latency_b{batch}'] = measure_latency(model, hw, batch, warmup, repeats)
+    model = optimize_for_inference(model)
+    result['optimized_dtype'] = model.inference_dtype
+    result['latency_optimized'] = measure_latency(model, hw, max(BATCH_SIZES), warmup, repeats,
+                                                  channels_last=True)
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -116,13 +122,15 @@ def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: st
     from mmpose_sam.analysis import format_ratio as _ratio
     header = ['model', 'config', 'input size', 'params', 'GMACs (FlopAnalyzer)',
               'attention elementwise Gops'] + \
-             [f'latency b{b} (ms/crop)' for b in BATCH_SIZES] + list(METRICS) + ['train time']
+             [f'latency b{b} (ms/crop)' for b in BATCH_SIZES] + \
+             [f'optimized b{max(BATCH_SIZES)} (ms/crop)'] + list(METRICS) + ['train time']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
     for name, r in results.items():
         c = r['complexity']
         cells = [name, Path(r['config']).name, r['input_size'], f'{c.params:,}',
                  f'{c.macs / 1e9:.3f}', f'{c.elementwise_ops / 1e9:.4f}']
         cells += [f'{r[f"latency_b{b}"] * 1e3:.2f}' for b in BATCH_SIZES]
+        cells.append(f'{r["latency_optimized"] * 1e3:.2f} ({r["optimized_dtype"]})')
         cells += [f'{r["metrics"][m]:.4f}' for m in METRICS]
         cells.append(_fmt_time(r['metrics']['train_s']))
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -130,12 +138,14 @@ def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: st
     cells = ['SAM / SB', '', '', _ratio(sam['complexity'].params, sb['complexity'].params),
              _ratio(sam['complexity'].macs, sb['complexity'].macs), '']
     cells += [_ratio(sam[f'latency_b{b}'], sb[f'latency_b{b}']) for b in BATCH_SIZES]
+    cells.append(_ratio(sam['latency_optimized'], sb['latency_optimized']))
     cells += [f'{sam["metrics"][m] - sb["metrics"][m]:+.4f} (diff)' for m in METRICS]
     cells.append(_ratio(sam['metrics']['train_s'], sb['metrics']['train_s']))
     lines.append('| ' + ' | '.join(cells) + ' |')
     lines += ['', f'Latency: median of timed forward passes (tensor mode: backbone + head, no flip '
               f'test or decoding) per crop, eval mode, no_grad, on {device_name}, both models in '
-              'the same process. AP/AR: runner.test() on the config\'s test set. Last row: '
+              'the same process; "optimized": mmpose_sam.apis.optimize_for_inference '
+              '(channels_last, folded batch norms, bf16 where the device computes in it). AP/AR: runner.test() on the config\'s test set. Last row: '
               'SAM / SimpleBaseline, and SAM - SimpleBaseline for AP/AR. ' + recipe_note]
     return '\n'.join(lines)
 

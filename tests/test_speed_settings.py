@@ -1,0 +1,272 @@
+"""The training speed settings (README "Training speed"): each one builds and trains on the CPU and
+computes what MMPose's own path computes. Timings are the benchmarks' business, not these tests'.
+"""
+import copy
+import logging
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.logging import MMLogger
+from mmengine.runner import Runner
+from mmpose.evaluation.functional import pose_pck_accuracy
+from mmpose.models.data_preprocessors import PoseDataPreprocessor
+from mmpose.registry import MODELS
+
+import mmpose_sam  # noqa: F401  (registers everything)
+from mmpose_sam import amp
+from mmpose_sam.amp import AmpOptimWrapper
+from mmpose_sam.errors import UserError
+from mmpose_sam.models import StackedPoseDataPreprocessor, stack_collate
+from mmpose_sam.models.heads import heatmap_pck_accuracy
+
+from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+
+SPEED_KEYS = dict(optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16'),
+                  data_preprocessor='StackedPoseDataPreprocessor', collate_fn='stack_collate',
+                  runtime_info='LazyRuntimeInfoHook', compute_acc='device')
+
+
+def sample_cfg(config=SB_SAMPLE_CONFIG, work_dir=None, iters=2, batch_size=4) -> Config:
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(work_dir)
+    cfg.randomness = dict(seed=0)
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10**6)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.param_scheduler = None
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    return cfg
+
+
+def train(cfg) -> Runner:
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def history(runner, key: str) -> list:
+    return runner.message_hub.get_scalar(f'train/{key}').data[0].tolist()
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the sample configs' data_root is relative to the repo root
+
+
+# Configs -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('config', [SB_SAMPLE_CONFIG, SAM_SAMPLE_CONFIG], ids=['SB', 'SAM'])
+def test_speed_settings_are_on_in_every_config(config):
+    cfg = Config.fromfile(str(config))
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.model.data_preprocessor.type == 'StackedPoseDataPreprocessor'
+    assert cfg.model.data_preprocessor.non_blocking is True
+    assert cfg.model.train_cfg.compute_acc == 'device'
+    assert cfg.train_dataloader.collate_fn.type == 'stack_collate'
+    assert cfg.train_dataloader.pin_memory is True
+    assert cfg.default_hooks.runtime_info.type == 'LazyRuntimeInfoHook'
+    assert cfg.env_cfg.cudnn_benchmark is True
+    hooks = [h['type'] for h in cfg.custom_hooks]
+    assert hooks == ['SyncBuffersHook', 'ChannelsLastHook', 'DivergenceHook', 'PreemptionHook']
+
+
+# bf16 AMP ------------------------------------------------------------------------------------
+
+
+def _wrapper(**kwargs):
+    model = torch.nn.Linear(4, 2)
+    return model, AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
+
+
+def test_bf16_has_no_loss_scaler_and_resumes_float16_state():
+    _, wrapper = _wrapper(dtype='bfloat16')
+    assert wrapper.loss_scaler is None and wrapper.cast_dtype == torch.bfloat16
+    state = wrapper.state_dict()
+    assert 'loss_scaler' not in state
+    state['loss_scaler'] = {'scale': 65536.0}  # a float16 run's checkpoint
+    wrapper.load_state_dict(state)
+
+
+def test_float16_amp_on_a_cpu_is_one_line():
+    with pytest.raises(UserError) as info:
+        _wrapper(dtype='float16')
+    assert str(info.value) == ("AmpOptimWrapper(dtype='float16') needs a GPU: CPU autocast "
+                               'supports bfloat16 only (optim_wrapper.dtype=bfloat16)')
+
+
+def test_cpu_without_native_bf16_trains_in_float32(monkeypatch, caplog):
+    monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: False)
+    model, wrapper = _wrapper(dtype='bfloat16')
+    with wrapper.optim_context(model):
+        assert model(torch.rand(3, 4)).dtype == torch.float32
+
+
+def test_cpu_with_native_bf16_autocasts(monkeypatch):
+    monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: True)
+    model, wrapper = _wrapper(dtype=None)  # MMEngine's default: the device's autocast dtype
+    with wrapper.optim_context(model):
+        out = model(torch.rand(3, 4))
+    assert out.dtype == torch.bfloat16
+    wrapper.update_params(out.float().sum())
+    assert model.weight.grad is None  # stepped and zeroed, no scaler involved
+
+
+def test_bf16_autocast_trains_the_sample_model_two_iterations(tmp_path, in_repo, monkeypatch):
+    """The real thing on a CPU: the whole config under CPU bf16 autocast (emulated here, hence
+    a batch of 2)."""
+    monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: True)
+    runner = train(sample_cfg(SAM_SAMPLE_CONFIG, tmp_path, batch_size=2))
+    assert runner.optim_wrapper.autocast_enabled
+    losses = history(runner, 'loss')
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert 0 <= history(runner, 'acc_pose')[-1] <= 1
+
+
+def test_tools_train_amp_flag_trains_on_a_cpu(tmp_path):
+    """MMPose's `--amp` (MMEngine's AmpOptimWrapper, float16 on GPUs) used to assert a GPU."""
+    proc = run_python(['tools/train.py', SB_SAMPLE_CONFIG, '--amp', '--work-dir', tmp_path,
+                       '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=10',
+                       'optim_wrapper.dtype=None', 'default_hooks.logger.interval=1'])
+    log = proc.stdout + proc.stderr
+    assert 'Epoch(train) [2][1/1]' in log and 'AssertionError' not in log
+    if not amp.cpu_has_native_bf16():
+        assert 'this CPU has no native bfloat16' in log and 'training runs in float32' in log
+
+
+# acc_pose on the device ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_device_accuracy_equals_mmposes_numpy_accuracy(seed):
+    generator = torch.Generator().manual_seed(seed)
+    output = torch.rand(6, 17, 16, 12, generator=generator) - 0.1
+    target = torch.zeros(6, 17, 16, 12)
+    peaks = torch.randint(0, 16 * 12, (6, 17), generator=generator)
+    target.view(6, 17, -1).scatter_(2, peaks[..., None], 1.0)
+    target[0, 3] = 0  # a keypoint without target: MMPose locates it at (-1, -1)
+    output[:, :5] = target[:, :5] * 2  # some exact hits
+    mask = torch.rand(6, 17, generator=generator) > 0.3
+    mask[:, 7] = False  # a keypoint with no visible instance: left out of the mean
+    _, expected, _ = pose_pck_accuracy(output.numpy(), target.numpy(), mask.numpy())
+    assert float(heatmap_pck_accuracy(output, target, mask)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_device_accuracy_needs_no_numpy_and_matches_in_training(in_repo, monkeypatch):
+    cfg = Config.fromfile(str(SB_SAMPLE_CONFIG))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    batch = model.data_preprocessor(pseudo_collate(_samples(cfg, 4)), True)
+    numpy_losses = model.head.loss(model.extract_feat(batch['inputs']), batch['data_samples'],
+                                   dict(compute_acc=True))
+    import mmpose.models.heads.heatmap_heads.heatmap_head as heatmap_head
+
+    def no_numpy(*args, **kwargs):
+        raise AssertionError('the device path must not copy heatmaps to numpy')
+
+    monkeypatch.setattr(heatmap_head, 'to_numpy', no_numpy)
+    device_losses = model.head.loss(model.extract_feat(batch['inputs']), batch['data_samples'],
+                                    dict(compute_acc='device'))
+    assert isinstance(device_losses['acc_pose'], torch.Tensor)
+    assert float(device_losses['acc_pose']) == pytest.approx(float(numpy_losses['acc_pose']),
+                                                             abs=1e-6)
+    assert torch.equal(device_losses['loss_kpt'], numpy_losses['loss_kpt'])
+
+
+# Stacked batches -----------------------------------------------------------------------------
+
+
+def _samples(cfg, count):
+    from mmpose.registry import DATASETS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpose')
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    return [dataset[i % len(dataset)] for i in range(count)]
+
+
+def test_stack_collate_sends_three_tensors_and_the_model_sees_the_same_batch(in_repo):
+    cfg = Config.fromfile(str(SB_SAMPLE_CONFIG))
+    samples = _samples(cfg, 5)
+    stacked = stack_collate(copy.deepcopy(samples))
+    tensors = [stacked['inputs'], *stacked['stacked_fields'].values()]
+    assert stacked['inputs'].shape == (5, 3, 128, 96) and stacked['inputs'].dtype == torch.uint8
+    assert set(stacked['stacked_fields']) == {'gt_fields.heatmaps',
+                                              'gt_instance_labels.keypoint_weights'}
+    leftover = [v for s in stacked['data_samples'] for e in s.values() if hasattr(e, 'values')
+                for v in e.values() if isinstance(v, torch.Tensor)]
+    assert len(tensors) == 3 and leftover == []  # instead of 3 per crop
+
+    kwargs = {k: v for k, v in cfg.model.data_preprocessor.items() if k != 'type'}
+    ours = StackedPoseDataPreprocessor(**kwargs)(stacked, training=True)
+    mmpose = PoseDataPreprocessor(**kwargs)(pseudo_collate(samples), training=True)
+    assert torch.equal(ours['inputs'], mmpose['inputs'])
+    for a, b in zip(ours['data_samples'], mmpose['data_samples']):
+        assert torch.equal(a.gt_fields.heatmaps, b.gt_fields.heatmaps)
+        assert torch.equal(a.gt_instance_labels.keypoint_weights,
+                           b.gt_instance_labels.keypoint_weights)
+        assert a.metainfo['pad_shape'] == (128, 96)  # MMPose 1.3.2 reads a stacked batch wrong
+    # Batches of pseudo_collate (testing, the inferencer) take MMPose's path unchanged.
+    plain = StackedPoseDataPreprocessor(**kwargs)(pseudo_collate(samples), training=False)
+    assert torch.equal(plain['inputs'], mmpose['inputs'])
+
+
+# Hooks ---------------------------------------------------------------------------------------
+
+
+def test_lazy_runtime_info_gives_the_logger_the_same_values(tmp_path, in_repo):
+    def losses_with(runtime_info, work_dir):
+        cfg = sample_cfg(work_dir=work_dir, iters=5)
+        cfg.default_hooks.runtime_info = dict(type=runtime_info)
+        cfg.default_hooks.logger.interval = 2
+        runner = train(cfg)
+        return history(runner, 'loss'), history(runner, 'acc_pose')
+
+    lazy = losses_with('LazyRuntimeInfoHook', tmp_path / 'lazy')
+    eager = losses_with('RuntimeInfoHook', tmp_path / 'eager')
+    assert len(lazy[0]) == 5 and lazy == eager
+
+
+def test_channels_last_hook_converts_weights_and_every_batch(tmp_path, in_repo):
+    runner = train(sample_cfg(work_dir=tmp_path))
+    conv = runner.model.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    batch = runner.model.data_preprocessor(
+        pseudo_collate(_samples(runner.cfg, 2)), training=False)
+    assert batch['inputs'].is_contiguous(memory_format=torch.channels_last)
+    assert all(np.isfinite(history(runner, 'loss')))
+
+
+@pytest.mark.parametrize('setting,change', [
+    ('fp32', dict(optim_wrapper=dict(_delete_=True, type='OptimWrapper',
+                                     optimizer=dict(type='Adam', lr=2e-3)))),
+    ('mmpose data path', dict(model=dict(data_preprocessor=dict(type='PoseDataPreprocessor')),
+                              train_dataloader=dict(collate_fn=dict(type='pseudo_collate')))),
+    ('numpy acc_pose', dict(model=dict(train_cfg=dict(compute_acc=True)))),
+    ('NCHW', dict(custom_hooks=[])),
+    ('two workers', dict(train_dataloader=dict(num_workers=2, persistent_workers=True))),
+])
+def test_each_setting_can_be_turned_off_and_trains(tmp_path, in_repo, setting, change):
+    cfg = sample_cfg(work_dir=tmp_path)
+    cfg.merge_from_dict(change)
+    losses = history(train(cfg), 'loss')
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_mmengine_compile_option_trains(tmp_path, in_repo):
+    """MMEngine's `compile` compiles the whole train_step; the `eager` backend runs TorchDynamo's
+    tracing (where our data preprocessor and the optimizer step opt out) without minutes of
+    inductor code generation on 2 cores."""
+    cfg = sample_cfg(work_dir=tmp_path, iters=3, batch_size=2)
+    # A learning rate that changes every iteration, as in a warm-up: it must not recompile.
+    cfg.param_scheduler = [dict(type='LinearLR', begin=0, end=3, start_factor=0.1, by_epoch=False)]
+    cfg.compile = dict(backend='eager')
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
+        losses = history(train(cfg), 'loss')
+    torch._dynamo.reset()
+    assert len(losses) == 3 and all(np.isfinite(losses))

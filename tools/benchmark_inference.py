@@ -1,0 +1,250 @@
+"""Inference latency of SAM and SimpleBaseline in every mode, all measured in one run.
+
+    python tools/benchmark_inference.py [--batch-sizes 1 8] [--modes fp32 channels-last ...]
+        [--device cpu|cuda] [--warmup 3] [--repeats 10] [--sam-config C --sb-config C]
+        [--sam-checkpoint P --sb-checkpoint P] [--out outputs/benchmark_inference/latency.md]
+
+A benchmark, not a test: it reports numbers and asserts nothing about them. For each model
+(SimpleBaseline first, then SAM), each mode and each batch size it times the network's forward
+pass (``model(inputs, mode='tensor')``: backbone + head, heatmaps out, as
+``tools/model_complexity.py`` counts it) on random crops, median milliseconds per crop after
+warm-up, CUDA synchronised. Modes:
+
+- ``fp32``: eager PyTorch, NCHW, float32: the baseline every ratio is against;
+- ``channels-last``: the same in NHWC;
+- ``optimized-fp32``: :func:`mmpose_sam.apis.optimize_for_inference` with ``dtype='fp32'``
+  (NHWC + conv/BN folding);
+- ``optimized-bf16``: the same in bf16 (skipped, and said so, where the device would emulate
+  bf16: a CPU without AVX-512-BF16/AMX or a GPU older than Ampere; ``--force-bf16`` runs it);
+- ``compiled``: ``optimize_for_inference(compile=True)`` in the device's best dtype (only with
+  ``--compile``: minutes of compiling on a CPU);
+- ``onnxruntime``: the network exported by ``tools/deploy/export_onnx.py`` run by onnxruntime on
+  the CPU (when the ``deploy`` extra is installed and the device is the CPU).
+
+With ``--sam-checkpoint``/``--sb-checkpoint`` it also runs MMPose's whole top-down inference
+(``inference_topdown``, ground-truth boxes) on the bundled images with every PyTorch mode and
+reports how far each mode's keypoints land from fp32's, in image pixels (mean and max).
+
+Writes a markdown table (and the same as JSON beside it) with the speed-up of every mode over
+fp32 and the SAM/SB ratio of every mode. Defaults are the paper's 256x192 COCO configs.
+"""
+import argparse
+import copy
+import json
+import platform
+import statistics
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
+SB_CONFIG = COCO_DIR / 'td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py'
+SAM_CONFIG = COCO_DIR / 'td-hm_sam-res50-seq3x3_8xb64-210e_coco-256x192.py'
+SAMPLE_DIR = ROOT / 'data' / 'coco_sample'
+MODES = ('fp32', 'channels-last', 'optimized-fp32', 'optimized-bf16', 'compiled', 'onnxruntime')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sb-config', type=Path, default=SB_CONFIG)
+    parser.add_argument('--sam-config', type=Path, default=SAM_CONFIG)
+    parser.add_argument('--sb-checkpoint', help='trained SimpleBaseline: keypoint deviations too')
+    parser.add_argument('--sam-checkpoint', help='trained SAM: keypoint deviations too')
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 8])
+    parser.add_argument('--modes', nargs='+', choices=MODES,
+                        default=[m for m in MODES if m != 'compiled'])
+    parser.add_argument('--compile', action='store_true', help='add the compiled mode')
+    parser.add_argument('--force-bf16', action='store_true',
+                        help='run bf16 even where the device would emulate it')
+    parser.add_argument('--device', help='cpu or cuda (default: cuda if available)')
+    parser.add_argument('--threads', type=int, help='CPU threads (default: torch\'s)')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--work-dir', type=Path, default=Path('outputs/benchmark_inference'))
+    parser.add_argument('--out', type=Path, help='markdown table (default: WORK_DIR/latency.md)')
+    args = parser.parse_args(argv)
+    if args.compile and 'compiled' not in args.modes:
+        args.modes.append('compiled')
+    if min(args.batch_sizes) < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error('--batch-sizes and --repeats must be at least 1, --warmup at least 0')
+    return args
+
+
+def prepare(mode: str, base, device: str, force_bf16: bool, work_dir: Path):
+    """``(model, channels_last)`` for a PyTorch mode, or ``(None, reason)`` when skipped."""
+    import torch
+    from mmpose_sam.amp import bf16_is_native
+    from mmpose_sam.apis import optimize_for_inference
+    if mode == 'fp32':
+        return copy.deepcopy(base), False
+    if mode == 'channels-last':
+        return copy.deepcopy(base).to(memory_format=torch.channels_last), True
+    if mode == 'optimized-fp32':
+        return optimize_for_inference(copy.deepcopy(base), dtype='fp32'), True
+    if mode == 'optimized-bf16':
+        if not (force_bf16 or bf16_is_native(device)):
+            return None, 'skipped: bf16 is emulated on this device (--force-bf16 runs it)'
+        return optimize_for_inference(copy.deepcopy(base), dtype='bf16'), True
+    if mode == 'compiled':
+        return optimize_for_inference(copy.deepcopy(base), compile=True), True
+    raise ValueError(mode)
+
+
+def onnxruntime_latency(base, hw, batch_sizes: List[int], args, name: str) -> Dict:
+    """``{batch: seconds per crop}`` of the exported network in onnxruntime, or a skip reason."""
+    try:
+        from mmpose_sam.deploy.export import export_onnx
+        from mmpose_sam.deploy.onnxruntime_model import OnnxPoseModel
+    except ImportError as error:
+        return {'skipped': f'skipped: {error}'}
+    import numpy as np
+    from mmpose_sam.analysis import synchronized_clock
+    from mmpose_sam.errors import UserError
+    try:
+        path = args.work_dir / f'{name}.onnx'
+        export_onnx(copy.deepcopy(base), path)
+        session = OnnxPoseModel(path)
+    except UserError as error:  # e.g. onnx/onnxruntime not installed: how to install
+        return {'skipped': f'skipped: {error}'}
+    results = {}
+    for batch in batch_sizes:
+        inputs = np.random.rand(batch, 3, *hw).astype(np.float32)
+        times = []
+        for i in range(args.warmup + args.repeats):
+            start = synchronized_clock()
+            session.run(inputs)
+            if i >= args.warmup:
+                times.append(synchronized_clock() - start)
+        results[batch] = statistics.median(times) / batch
+    return results
+
+
+def sample_people():
+    """``[(image path, (N, 4) xyxy GT boxes)]`` of the bundled images."""
+    import numpy as np
+    coco = json.loads((SAMPLE_DIR / 'test_coco.json').read_text())
+    people = []
+    for image in coco['images']:
+        boxes = [a['bbox'] for a in coco['annotations']
+                 if a['image_id'] == image['id'] and a.get('num_keypoints', 1) > 0]
+        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=np.float32)
+        people.append((str(SAMPLE_DIR / image['file_name']), xyxy))
+    return people
+
+
+def predicted_keypoints(model, people):
+    """``(P, K, 2)`` keypoints in image pixels from MMPose's ``inference_topdown``."""
+    import numpy as np
+    from mmpose.apis import inference_topdown
+    return np.concatenate([
+        np.concatenate([s.pred_instances.keypoints for s in inference_topdown(model, path, boxes)])
+        for path, boxes in people
+    ])
+
+
+def keypoint_deviation(reference, candidate) -> Dict[str, float]:
+    """Mean and max distance in pixels between two ``(P, K, 2)`` keypoint arrays."""
+    import numpy as np
+    distance = np.linalg.norm(candidate - reference, axis=-1)
+    return dict(mean_px=float(distance.mean()), max_px=float(distance.max()))
+
+
+def benchmark_model(name: str, config: Path, checkpoint: Optional[str], args,
+                    device: str) -> dict:
+    from mmpose.apis import init_model
+    from mmpose_sam.analysis import input_hw, load_config, measure_latency
+    cfg = load_config(config)
+    # Without a checkpoint the weights are PyTorch's default init (init_model runs no init_cfg,
+    # so nothing is downloaded): enough to time the network.
+    base = init_model(cfg, checkpoint, device=device).eval()
+    hw = input_hw(cfg)
+    people = sample_people() if checkpoint else None
+    reference = predicted_keypoints(copy.deepcopy(base), people) if people else None
+    rows = {}
+    for mode in args.modes:
+        if mode == 'onnxruntime':
+            if device != 'cpu':
+                rows[mode] = {'skipped': 'skipped: onnxruntime is timed on the CPU runs only'}
+            else:
+                rows[mode] = onnxruntime_latency(base, hw, args.batch_sizes, args, name)
+            continue
+        model, channels_last = prepare(mode, base, device, args.force_bf16, args.work_dir)
+        if model is None:
+            rows[mode] = {'skipped': channels_last}
+            continue
+        row = {batch: measure_latency(model, hw, batch, args.warmup, args.repeats, channels_last)
+               for batch in args.batch_sizes}
+        if people:
+            row['keypoints'] = keypoint_deviation(reference, predicted_keypoints(model, people))
+        rows[mode] = row
+        print(f'[benchmark_inference] {name} {mode}: ' + ', '.join(
+            f'b{b} {row[b] * 1e3:.1f} ms/crop' for b in args.batch_sizes), flush=True)
+        del model
+    return dict(config=str(config), input_hw=list(hw), modes=rows)
+
+
+def _cell(row: dict, batch: int) -> str:
+    return f'{row[batch] * 1e3:.2f}' if batch in row else '-'
+
+
+def latency_table(results: Dict[str, dict], batch_sizes: List[int], setting: str) -> str:
+    from mmpose_sam.analysis import format_ratio
+    largest = max(batch_sizes)
+    header = ['model', 'mode'] + [f'b{b} ms/crop' for b in batch_sizes] + [
+        f'speed-up vs fp32 (b{largest})', 'keypoints vs fp32 (mean / max px)']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
+    for name, result in results.items():
+        baseline = result['modes'].get('fp32', {}).get(largest)
+        for mode, row in result['modes'].items():
+            if 'skipped' in row:
+                lines.append(f'| {name} | {mode} | ' + ' | '.join(
+                    [row['skipped']] + ['-'] * (len(header) - 3)) + ' |')
+                continue
+            kpt = row.get('keypoints')
+            lines.append('| ' + ' | '.join(
+                [name, mode] + [_cell(row, b) for b in batch_sizes] +
+                [format_ratio(baseline, row.get(largest)),
+                 f'{kpt["mean_px"]:.3f} / {kpt["max_px"]:.3f}' if kpt else '-']) + ' |')
+    sb, sam = results.get('SimpleBaseline'), results.get('SAM')
+    if sb and sam:
+        for mode, row in sam['modes'].items():
+            sb_row = sb['modes'].get(mode, {})
+            if 'skipped' not in row and 'skipped' not in sb_row:
+                lines.append('| ' + ' | '.join(
+                    ['SAM / SB', mode] + [format_ratio(row.get(b), sb_row.get(b))
+                                          for b in batch_sizes] + ['', '']) + ' |')
+    return '\n'.join(lines + ['', setting])
+
+
+def main(argv=None) -> str:
+    args = parse_args(argv)
+    import torch
+    import mmpose_sam  # noqa: F401  (registers the models)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    device_name = torch.cuda.get_device_name() if device.startswith('cuda') else \
+        f'CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out or args.work_dir / 'latency.md'
+    results = {}
+    for name, config, checkpoint in (('SimpleBaseline', args.sb_config, args.sb_checkpoint),
+                                     ('SAM', args.sam_config, args.sam_checkpoint)):
+        results[name] = benchmark_model(name, config, checkpoint, args, device)
+        out.parent.mkdir(parents=True, exist_ok=True)  # each model as soon as it is measured
+        out.with_suffix('.json').write_text(json.dumps(dict(
+            device=device_name, torch=torch.__version__, results=results), indent=2) + '\n')
+    setting = (f'Forward pass (backbone + head) on {device_name}, torch {torch.__version__}, '
+               f'median of {args.repeats} after {args.warmup} warm-up, ms per crop. Command: '
+               f'python tools/benchmark_inference.py --batch-sizes '
+               f'{" ".join(map(str, args.batch_sizes))} --modes {" ".join(args.modes)}'
+               f'{" --force-bf16" if args.force_bf16 else ""}')
+    table = latency_table(results, args.batch_sizes, setting)
+    out.write_text(table + '\n')
+    print('\n' + table, flush=True)
+    print(f'[benchmark_inference] wrote {out}', flush=True)
+    return table
+
+
+if __name__ == '__main__':
+    main()
