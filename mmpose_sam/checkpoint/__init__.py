@@ -1,0 +1,33 @@
+"""Checkpoint loading and saving for MMEngine 0.10.x, applied when ``mmpose_sam`` is imported.
+
+Everything is registered on import (MMEngine's ``CheckpointLoader`` schemes and file backends,
+MMPose's ``BasePoseEstimator``), before a runner, ``init_model`` or an inferencer loads anything.
+See ``docs/checkpoints.md`` for the user's side.
+
+- :mod:`.safe_loading`, :mod:`.allow_list`: checkpoints are unpickled weights-only with the few
+  globals MMEngine writes; any other global is refused in one line, unless
+  ``MMPOSE_SAM_TRUST_CHECKPOINTS=1``. This also makes MMEngine checkpoints load on torch >= 2.6
+  (MMEngine 0.10.7's ``torch.load`` fails there; its unreleased fix trusts every file instead).
+- :mod:`.loaders`: MMEngine's local, s3/petrel and http(s) loaders re-registered to load that way
+  (plus ``torchvision://``, ``mmcls://``, ``open-mmlab://`` URLs, which go through http); the
+  ``partial:<checkpoint>`` scheme.
+- :mod:`.fit`, :mod:`.provenance`: a checkpoint file that does not fit the pose estimator it is
+  loaded into is refused in one line that says what is missing, unexpected or of another shape,
+  and what the checkpoint looks like; ``partial:`` loads what fits, on purpose.
+- :mod:`.atomic_save`: local saves go to a temporary file renamed into place (never a truncated
+  checkpoint), with the file mode a plain ``open`` would give.
+"""
+from .allow_list import MMENGINE_GLOBALS
+from .atomic_save import AtomicLocalBackend
+from .fit import CheckpointMismatchError, install as _install_fit_check
+from .loaders import (PARTIAL_PREFIX, CheckpointNotFoundError, load_from_ceph, load_from_http,
+                      load_from_local, load_from_partial)
+from .safe_loading import TRUST_ENV, UnsafeCheckpointError, load_safely
+
+_install_fit_check()
+
+__all__ = [
+    'AtomicLocalBackend', 'CheckpointMismatchError', 'CheckpointNotFoundError',
+    'MMENGINE_GLOBALS', 'PARTIAL_PREFIX', 'TRUST_ENV', 'UnsafeCheckpointError', 'load_from_ceph',
+    'load_from_http', 'load_from_local', 'load_from_partial', 'load_safely'
+]
