@@ -37,6 +37,9 @@ setup(
         'tests': read_requirements('tests.txt'),
         # The exact stack CI tests; mmcv must be built with ops, mmpose installed --no-deps.
         'stack': read_requirements('stack.txt'),
+        # ONNX export and the onnxruntime backend (tools/deploy/export_onnx.py, tools/demo.py
+        # --backend onnxruntime); pinned to versions that take numpy<2.
+        'deploy': read_requirements('deploy.txt'),
     },
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -1,26 +1,25 @@
-"""tools/demo.py and mmpose_sam.apis.inference on the bundled COCO sample.
+"""tools/demo.py and mmpose_sam.apis.inference (MMPose's inferencer underneath) on the bundled
+COCO sample: images, a folder, a video, bbox files, and a one-line error for each bad input.
 
 The checkpoint is an untrained SAM-R50 (random weights, saved by a fixture): its keypoints are
-meaningless, but where they land, how many people there are and every file and message are not.
-Flip test is off (``--cfg-options``) to halve the CPU time.
+meaningless, but where they land, how many people and frames there are and every file and message
+are not. Trained checkpoints and numeric parity are in tests/test_deploy.py.
 """
 import importlib.util
 import json
 import shutil
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
-import torch
+from mmengine.structures import InstanceData
 
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SAMPLE_DIR, run_python
-from mmpose_sam.apis import (BBoxFile, InvalidInputError, detect_people, estimate_poses,
-                             load_image, people_to_json, select_boxes)
+from mmpose_sam.apis import BBoxFile, InvalidInputError, TopdownInferencer, load_image, select_boxes
 
 IMAGE = SAMPLE_DIR / '000000000785.jpg'
 DET_FILE = SAMPLE_DIR / 'test_coco_det_AP_H_56.json'
-FAST = ['--device', 'cpu', '--cfg-options', 'model.test_cfg.flip_test=False']
+FAST = ['--device', 'cpu']  # the sample configs have no flip test
 
 
 def load_tool(name: str):
@@ -46,6 +45,12 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope='module')
+def inferencer(checkpoint):
+    """The library API, built once for the tests that call it directly."""
+    return TopdownInferencer(str(SAM_SAMPLE_CONFIG), str(checkpoint), 'cpu')
+
+
 def file_boxes(image_id: int, thr: float = 0.3) -> np.ndarray:
     """Person boxes of the bundled detections, read independently of the code under test."""
     boxes = [entry['bbox'] + [entry['score']] for entry in json.loads(DET_FILE.read_text())
@@ -59,16 +64,41 @@ def truncated_copy(source, target):
     return target
 
 
+def write_video(path, frames: int = 10, fps: int = 5, size=(320, 240)):
+    """A ``frames / fps`` second mp4 cycling through the sample images."""
+    images = sorted(SAMPLE_DIR.glob('*.jpg'))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, size)
+    assert writer.isOpened()
+    for index in range(frames):
+        writer.write(cv2.resize(cv2.imread(str(images[index % len(images)])), size))
+    writer.release()
+    return path
+
+
+def count_frames(path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    return frames
+
+
+def run_demo(*args, config=SAM_SAMPLE_CONFIG):
+    return demo.main([str(config), *map(str, args), *FAST])
+
+
 def test_bbox_file_people_keypoints_and_pictures(checkpoint, tmp_path, capsys):
-    demo.main([str(SAM_SAMPLE_CONFIG), str(checkpoint), '--input', str(IMAGE), '--bbox-file',
-               str(DET_FILE), '--bbox-thr', '0.3', '--out-dir', str(tmp_path), *FAST])
+    run_demo(checkpoint, '--input', IMAGE, '--bbox-file', DET_FILE, '--bbox-thr', '0.3',
+             '--out-dir', tmp_path)
     expected = file_boxes(785)
     assert len(expected) == 2  # the sample's two detections of 785 with score >= 0.3
 
-    people = json.loads((tmp_path / '000000000785.json').read_text())
+    # MMPose's prediction format: one dict per person, bbox as [[x1, y1, x2, y2]].
+    people = json.loads((tmp_path / 'predictions' / '000000000785.json').read_text())
     assert len(people) == len(expected)
     for person, box in zip(people, expected):
-        assert person['bbox'] == pytest.approx(box[:4].tolist(), abs=1e-2)
+        assert person['bbox'][0] == pytest.approx(box[:4].tolist(), abs=1e-2)
         assert person['bbox_score'] == pytest.approx(box[4], abs=1e-4)
         keypoints = np.array(person['keypoints'])
         assert keypoints.shape == (17, 2) and len(person['keypoint_scores']) == 17
@@ -79,13 +109,47 @@ def test_bbox_file_people_keypoints_and_pictures(checkpoint, tmp_path, capsys):
         crop = 1.25 * np.maximum(size, size[::-1] * [0.75, 1 / 0.75])
         assert (np.abs(keypoints - center) <= crop / 2 + crop / [24, 32] + 1).all()
 
-    picture = cv2.imread(str(tmp_path / '000000000785.png'))
+    picture = cv2.imread(str(tmp_path / 'visualizations' / '000000000785.jpg'))
     original = cv2.imread(str(IMAGE))
     assert picture.shape == original.shape == (425, 640, 3)
-    assert (picture != original).any()  # boxes and skeletons were drawn
+    assert np.abs(picture.astype(int) - original).max() > 100  # boxes and skeletons were drawn
     assert capsys.readouterr().out.strip().splitlines()[-1] == (
-        f'{IMAGE}: 2 people (bbox file) -> {tmp_path / "000000000785.png"}, '
-        f'{tmp_path / "000000000785.json"}')
+        f'{IMAGE}: 1 images, 2 people (bbox file) -> {tmp_path / "visualizations"}, '
+        f'{tmp_path / "predictions"}')
+
+
+def test_bundled_images_whole_image_boxes(checkpoint, tmp_path, capsys):
+    run_demo(checkpoint, '--input', SAMPLE_DIR, '--out-dir', tmp_path)
+    stems = sorted(p.stem for p in SAMPLE_DIR.glob('*.jpg'))
+    assert sorted(p.stem for p in (tmp_path / 'visualizations').iterdir()) == stems
+    for stem in stems:
+        people = json.loads((tmp_path / 'predictions' / f'{stem}.json').read_text())
+        height, width = cv2.imread(str(SAMPLE_DIR / f'{stem}.jpg')).shape[:2]
+        assert len(people) == 1 and people[0]['bbox'] == [[0, 0, width, height]]
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f'{SAMPLE_DIR}: 4 images, 4 people (whole image) -> {tmp_path / "visualizations"}, '
+        f'{tmp_path / "predictions"}')
+
+
+def test_video_in_annotated_video_and_predictions_per_frame_out(checkpoint, tmp_path, capsys):
+    video = write_video(tmp_path / 'clip.mp4', frames=10, fps=5)  # 2 seconds
+    assert count_frames(video) == 10
+    run_demo(checkpoint, '--input', video, '--out-dir', tmp_path / 'out')
+    annotated = tmp_path / 'out' / 'visualizations' / 'clip.mp4'
+    assert count_frames(annotated) == 10
+    capture = cv2.VideoCapture(str(annotated))
+    assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT),
+            capture.get(cv2.CAP_PROP_FPS)) == (320, 240, 5)
+    capture.release()
+    frames = json.loads((tmp_path / 'out' / 'predictions' / 'clip.json').read_text())
+    assert [frame['frame_id'] for frame in frames] == list(range(10))
+    for frame in frames:  # the whole frame is one person
+        assert len(frame['instances']) == 1
+        assert frame['instances'][0]['bbox'] == [[0, 0, 320, 240]]
+        assert np.array(frame['instances'][0]['keypoints']).shape == (17, 2)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == (
+        f'{video}: 10 frames, 10 people (whole image) -> {annotated}, '
+        f'{tmp_path / "out" / "predictions" / "clip.json"}')
 
 
 def test_folder_reports_and_skips_a_corrupt_image(checkpoint, tmp_path, capsys):
@@ -94,28 +158,56 @@ def test_folder_reports_and_skips_a_corrupt_image(checkpoint, tmp_path, capsys):
     shutil.copy(IMAGE, folder / 'a_good.jpg')
     bad = truncated_copy(SAMPLE_DIR / '000000040083.jpg', folder / 'b_truncated.jpg')
     (folder / 'notes.txt').write_text('not an image, not listed')
+    (folder / 'Makefile').write_text('no suffix: not listed either')
     with pytest.raises(SystemExit) as exit_info:
-        demo.main([str(SAM_SAMPLE_CONFIG), str(checkpoint), '--input', str(folder), '--out-dir',
-                   str(out), *FAST])
+        run_demo(checkpoint, '--input', folder, '--out-dir', out)
     assert str(exit_info.value) == 'error: 1 of 2 images could not be processed: b_truncated.jpg'
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error')]
     assert len(err) == 1 and err[0].startswith(f'error: {bad}: corrupt image file (image file '
                                                'is truncated') and err[0].endswith('(skipped)')
     # The good image went through with the whole image as its one box.
-    assert sorted(p.name for p in out.iterdir()) == ['a_good.json', 'a_good.png']
-    people = json.loads((out / 'a_good.json').read_text())
-    assert len(people) == 1 and people[0]['bbox'] == [0, 0, 640, 425]
-    assert cv2.imread(str(out / 'a_good.png')).shape == (425, 640, 3)
+    assert [p.name for p in (out / 'visualizations').iterdir()] == ['a_good.jpg']
+    assert [p.name for p in (out / 'predictions').iterdir()] == ['a_good.json']
+    people = json.loads((out / 'predictions' / 'a_good.json').read_text())
+    assert len(people) == 1 and people[0]['bbox'] == [[0, 0, 640, 425]]
 
 
-def test_single_corrupt_image_is_one_error_line(checkpoint, tmp_path):
-    bad = truncated_copy(IMAGE, tmp_path / 'broken.jpg')
-    with pytest.raises(SystemExit) as exit_info:
-        demo.main([str(SAM_SAMPLE_CONFIG), str(checkpoint), '--input', str(bad), '--out-dir',
-                   str(tmp_path / 'out'), *FAST])
-    message = str(exit_info.value)
-    assert message.startswith(f'error: {bad}: corrupt image file (image file is truncated')
-    assert '\n' not in message
+def test_attention_pictures_of_each_person(checkpoint, tmp_path):
+    run_demo(checkpoint, '--input', IMAGE, '--bbox-file', DET_FILE, '--out-dir', tmp_path,
+             '--attention')
+    names = sorted(p.name for p in (tmp_path / 'attention').iterdir())
+    assert names == sorted(f'000000000785_person{k}_{kind}.png' for k in (0, 1)
+                           for kind in ('attention', 'stage1', 'stage2', 'stage3', 'stage4'))
+    assert cv2.imread(str(tmp_path / 'attention' / '000000000785_person0_stage1.png')).shape == \
+        (128, 96, 3)  # the model's input crop
+
+
+def test_optimize_for_inference_option(checkpoint, tmp_path, capsys):
+    run_demo(checkpoint, '--input', IMAGE, '--bbox-file', DET_FILE, '--out-dir', tmp_path,
+             '--dtype', 'bf16', '--no-channels-last')
+    people = json.loads((tmp_path / 'predictions' / '000000000785.json').read_text())
+    np.testing.assert_allclose([p['bbox'][0] for p in people], file_boxes(785)[:, :4], atol=1e-2)
+    assert np.isfinite([p['keypoints'] for p in people]).all()
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(
+        f'{IMAGE}: 1 images, 2 people (bbox file)')
+
+
+@pytest.mark.parametrize('make_bad,message', [
+    (lambda tmp: truncated_copy(IMAGE, tmp / 'broken.jpg'),
+     '{path}: corrupt image file (image file is truncated'),
+    (lambda tmp: tmp / 'missing.jpg', '{path}: no such file or directory'),
+    (lambda tmp: (tmp / 'clip.mp4').write_bytes(b'\0' * 4096) and tmp / 'clip.mp4',
+     '{path}: unreadable video (OpenCV cannot open or decode it)'),
+    (lambda tmp: (tmp / 'empty').mkdir() or tmp / 'empty',
+     '{path}: no images (.jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp) in this folder'),
+    (lambda tmp: 'webcam:77', '{path}: cannot open this camera (expected webcam:N)'),
+])
+def test_bad_input_is_one_error_line_before_any_model(tmp_path, make_bad, message):
+    bad = make_bad(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:  # 'unused.pth': it stops before the model
+        run_demo('unused.pth', '--input', bad, '--out-dir', tmp_path / 'out')
+    assert str(exit_info.value).startswith('error: ' + message.format(path=bad))
+    assert '\n' not in str(exit_info.value)
 
 
 @pytest.mark.parametrize('content,problem', [
@@ -129,19 +221,14 @@ def test_single_corrupt_image_is_one_error_line(checkpoint, tmp_path):
 def test_malformed_bbox_file_fails_before_the_model(tmp_path, content, problem):
     bbox_file = tmp_path / 'boxes.json'
     bbox_file.write_text(content)
-    with pytest.raises(SystemExit) as exit_info:  # no checkpoint needed: it stops before
-        demo.main([str(SAM_SAMPLE_CONFIG), 'unused.pth', '--input', str(IMAGE), '--bbox-file',
-                   str(bbox_file), *FAST])
+    with pytest.raises(SystemExit) as exit_info:
+        run_demo('unused.pth', '--input', IMAGE, '--bbox-file', bbox_file)
     assert str(exit_info.value).startswith(f'error: {bbox_file}: {problem}')
 
 
-def test_missing_input_and_checkpoint(tmp_path):
-    missing = tmp_path / 'missing.jpg'
-    with pytest.raises(SystemExit, match='^error: .*: no such file or directory$') as exit_info:
-        demo.main([str(SAM_SAMPLE_CONFIG), 'unused.pth', '--input', str(missing)])
-    assert str(exit_info.value) == f'error: {missing}: no such file or directory'
+def test_missing_checkpoint(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        demo.main([str(SAM_SAMPLE_CONFIG), str(tmp_path / 'no.pth'), '--input', str(IMAGE)])
+        run_demo(tmp_path / 'no.pth', '--input', IMAGE)
     assert str(exit_info.value) == f'error: {tmp_path / "no.pth"}: no such file'
 
 
@@ -188,23 +275,45 @@ def test_bbox_file_matches_images_by_number_or_ann_file(tmp_path):
     assert BBoxFile(DET_FILE).boxes_for(tmp_path / '123.jpg').shape == (0, 5)
 
 
-def test_no_boxes_means_no_people():
-    sample = estimate_poses(model=None, image=np.zeros((8, 8, 3), np.uint8),
-                            boxes=np.zeros((0, 5), np.float32))
-    assert people_to_json(sample) == []
+def test_image_without_boxes_in_the_bbox_file_has_no_people(inferencer, tmp_path):
+    unlisted = tmp_path / '123.jpg'  # image_id 123: not in the bundled detections
+    shutil.copy(IMAGE, unlisted)
+    inferencer.bbox_file = BBoxFile(DET_FILE)
+    try:
+        results = list(inferencer(str(unlisted), vis_out_dir=str(tmp_path / 'vis'),
+                                  pred_out_dir=str(tmp_path / 'pred')))
+    finally:
+        inferencer.bbox_file = None
+    assert results[0]['predictions'] == [[]]
+    assert json.loads((tmp_path / 'pred' / '123.json').read_text()) == []
+    # The picture is written all the same: the image with nothing drawn on it.
+    assert cv2.imread(str(tmp_path / 'vis' / '123.jpg')).shape == (425, 640, 3)
 
 
-def test_detect_people_keeps_confident_persons_after_nms(monkeypatch):
-    """Detector output is filtered by class, score and NMS (a fake detector, no weights)."""
-    mmdet_apis = pytest.importorskip('mmdet.apis')
-    from mmengine.structures import InstanceData
-    pred = InstanceData(
-        bboxes=torch.tensor([[0, 0, 10, 20], [1, 0, 11, 20], [50, 50, 60, 70], [0, 0, 9, 9.],
-                             [30, 30, 40, 40]]),
-        scores=torch.tensor([0.9, 0.8, 0.2, 0.95, 0.6]),
-        labels=torch.tensor([0, 0, 0, 2, 0]))
-    monkeypatch.setattr(mmdet_apis, 'inference_detector',
-                        lambda detector, image: SimpleNamespace(pred_instances=pred))
-    boxes = detect_people(None, np.zeros((80, 80, 3), np.uint8), bbox_thr=0.3, nms_thr=0.3)
+def test_bboxes_argument_is_used_as_given(inferencer):
+    """MMPose 1.3.2's inferencer ignores ``bboxes=``; ours takes them (with or without scores)."""
+    boxes = np.array([[277, 45, 502, 379, 0.9], [10, 20, 110, 220, 0.4]], np.float32)
+    result = next(inferencer(load_image(IMAGE), bboxes=[boxes]))
+    people = result['predictions'][0]
+    assert [person['bbox'][0] for person in people] == boxes[:, :4].tolist()
+    assert [person['bbox_score'] for person in people] == pytest.approx([0.9, 0.4])
+    result = next(inferencer(load_image(IMAGE), bboxes=[boxes[:1, :4]]))
+    assert result['predictions'][0][0]['bbox_score'] == 1
+
+
+def test_detector_boxes_are_filtered_by_class_score_and_nms(inferencer, monkeypatch):
+    """The detector path is MMPose's own (a fake detector here, no weights): its person class
+    (``det_cat_ids``, 0 by default), ``score > bbox_thr``, then NMS."""
+    detections = InstanceData(
+        bboxes=np.array([[0, 0, 100, 200], [1, 0, 101, 200], [300, 50, 400, 250], [0, 0, 90, 90],
+                         [500, 100, 600, 300.]], np.float32),
+        scores=np.array([0.9, 0.8, 0.2, 0.95, 0.6], np.float32),
+        labels=np.array([0, 0, 0, 2, 0]))
+    sample = type('DetSample', (), {'pred_instances': detections})
+    monkeypatch.setattr(inferencer, 'detector',
+                        lambda image, **kwargs: {'predictions': [sample]}, raising=False)
+    monkeypatch.setattr(inferencer, 'det_cat_ids', (0, ), raising=False)
+    result = next(inferencer(load_image(IMAGE), bbox_thr=0.3, nms_thr=0.3))
     # box 1 overlaps box 0 (NMS), box 2 is below the threshold, box 3 is not a person
-    np.testing.assert_allclose(boxes, [[0, 0, 10, 20, 0.9], [30, 30, 40, 40, 0.6]], rtol=1e-6)
+    boxes = [person['bbox'][0] for person in result['predictions'][0]]
+    assert boxes == [[0, 0, 100, 200], [500, 100, 600, 300]]

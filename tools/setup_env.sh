@@ -6,7 +6,8 @@
 # What it does, in order, skipping each step that is already done:
 #   1. python3.11 -m venv .venv, with setuptools<82 (see requirements/build.txt);
 #   2. torch + torchvision (requirements/torch.txt);
-#   3. the rest of the pinned stack (requirements/stack.txt), mmpose --no-deps, openmim --no-deps;
+#   3. the rest of the pinned stack (requirements/stack.txt), mmpose --no-deps, openmim --no-deps,
+#      and the deploy extra (requirements/deploy.txt: onnx, onnxruntime);
 #   4. mmcv 2.1.0 with compiled ops, built from the sdist (patched to C++20 for torch>=2.14) and
 #      cached as a wheel under $MMPOSE_SAM_CACHE (default ~/.cache/mmpose-sam), keyed by the torch
 #      version and CPU/CUDA, so a re-run or a fresh clone on the same machine never rebuilds it.
@@ -56,12 +57,13 @@ log "installing torch (requirements/torch.txt)"
 "${PIP[@]}" install -q -r "$REQ/build.txt"
 
 # 3. the rest of the stack ---------------------------------------------------------------------
-log "installing the pinned OpenMMLab stack (requirements/stack.txt, mmpose.txt)"
+log "installing the pinned OpenMMLab stack (requirements/stack.txt, mmpose.txt, deploy.txt)"
 # openmim and mmpose go in without their declared dependencies (see the comments in those files);
-# everything they really import is in stack.txt.
+# everything they really import is in stack.txt. deploy.txt (onnx, onnxruntime: the `deploy`
+# extra) is resolved together with the stack, so that it cannot pull in numpy 2.
 grep -v '^openmim' "$REQ/stack.txt" > "$VENV/.stack-no-openmim.txt"
 "${PIP[@]}" install -q -r "$VENV/.stack-no-openmim.txt" -r "$REQ/build.txt" -r "$REQ/tests.txt" \
-  -c "$REQ/torch.txt" -c "$REQ/mmcv.txt"
+  -r "$REQ/deploy.txt" -c "$REQ/torch.txt" -c "$REQ/mmcv.txt"
 "${PIP[@]}" install -q --no-deps "$(grep '^openmim' "$REQ/stack.txt")" -r "$REQ/mmpose.txt"
 
 # 4. mmcv with compiled ops (after the stack: `import mmcv` needs mmengine and opencv) ------

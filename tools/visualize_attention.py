@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
 from mmengine.config import DictAction
 
 from mmpose_sam.apis import (BBoxFile, InvalidInputError, StageMap, capture_spatial_attention,
-                             default_device, iter_images, list_images, person_boxes,
-                             person_prefixes, require_files, save_attention_pictures,
+                             default_device, iter_images, list_images, person_prefixes,
+                             require_files, save_attention_pictures, select_boxes,
                              spatial_attention_gates, topdown_inputs)
 
 
@@ -85,8 +86,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                 raise error
             if args.bbox:
                 boxes = np.array([[*args.bbox, 1]], dtype=np.float32)
-            else:
-                boxes, _ = person_boxes(image, path, bbox_file=bbox_file, bbox_thr=args.bbox_thr)
+            elif bbox_file is not None:
+                boxes = select_boxes(bbox_file.boxes_for(path), args.bbox_thr)
+            else:  # the whole image
+                boxes = np.array([[0, 0, image.shape[1], image.shape[0], 1]], dtype=np.float32)
         except InvalidInputError as problem:
             if len(images) == 1:
                 raise SystemExit(f'error: {problem}') from None

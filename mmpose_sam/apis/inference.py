@@ -1,40 +1,45 @@
-"""Reusable steps of top-down inference on image files: images -> person boxes -> poses -> files.
+"""Top-down inference on MMPose's inferencer, plus what it does not do for us.
 
-``tools/demo.py`` is a thin command line over these; the main job and
-``tools/visualize_attention.py`` reuse the image and box loading. The model side is MMPose's own
-API (``init_model``, ``inference_topdown``, ``merge_data_samples``, the ``VISUALIZERS``
-registry), the detector side MMDetection's (``init_detector``, ``inference_detector``).
+:class:`TopdownInferencer` is MMPose's ``Pose2DInferencer`` (images, folders, videos, webcams;
+MMDetection detectors; drawing; JSON predictions; progress bar) with a thin layer on top:
 
+- person boxes from a COCO results-format file (:class:`BBoxFile`); an image without boxes there
+  has no people, as in MMPose's datasets (the inferencer would pose the whole image instead, and
+  ignores its own ``bboxes`` argument in MMPose 1.3.2);
+- a corrupt or truncated image in a folder is reported in one line and skipped (the inferencer
+  would decode it to grey rows or stop with a traceback); an unreadable video is an error, not
+  zero frames;
+- a progress bar that knows the number of images or frames;
+- optionally the spatial attention maps of each person (SAMResNet models).
+
+Every problem with an input file is an :class:`~mmpose_sam.errors.InvalidInputError` whose message
+is one line, ``<path>: <problem>``, so that a command line can print it instead of a traceback.
 Boxes are ``(N, 5)`` float32 arrays ``x1, y1, x2, y2, score`` throughout.
-
-Every problem with an input file is an :class:`InvalidInputError` whose message is one line,
-``<path>: <problem>``, so that a command line can print it instead of a traceback.
 """
 import io
 import json
+import mimetypes
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Union
 
+import cv2
 import mmcv
 import numpy as np
 import torch
+from mmengine.dataset import pseudo_collate
+from mmpose.apis.inferencers import Pose2DInferencer
 from PIL import Image, UnidentifiedImageError
+
+from ..errors import InvalidInputError
 
 PathLike = Union[str, Path]
 
 # What a folder is searched for; a file named explicitly is decoded whatever its suffix.
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 COCO_PERSON_ID = 1  # category_id of "person" in COCO results files
-
-
-class InvalidInputError(ValueError):
-    """A bad input file. ``str(error)`` is one line: ``<path>: <problem>``."""
-
-    def __init__(self, path: PathLike, problem: str):
-        super().__init__(f'{path}: {problem}')
-        self.path, self.problem = str(path), problem
 
 
 def default_device() -> str:
@@ -44,18 +49,21 @@ def default_device() -> str:
 
 def require_files(*paths: PathLike) -> None:
     """Raise :class:`InvalidInputError` for the first local path that is not a file (URLs pass:
-    MMEngine fetches them), so that a command line fails before it builds a model."""
+    MMEngine fetches them; a checkpoint's ``partial:`` prefix is not part of its path), so that a
+    command line fails before it builds a model."""
+    from ..checkpoint import PARTIAL_PREFIX
     for path in paths:
-        if '://' not in str(path) and not Path(path).is_file():
+        path = str(path).removeprefix(PARTIAL_PREFIX)
+        if '://' not in path and not Path(path).is_file():
             raise InvalidInputError(path, 'no such file')
 
 
-# Images ---------------------------------------------------------------------------------------
+# Images and videos ----------------------------------------------------------------------------
 
 
 def list_images(path: PathLike) -> List[Path]:
     """The image files to process: ``path`` itself if it is a file, else the images in the folder
-    ``path`` (by suffix, sorted by name, not recursive)."""
+    ``path`` (by suffix, sorted by name, not recursive; other files are left alone)."""
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(path, 'no such file or directory')
@@ -118,6 +126,23 @@ def iter_images(path_or_paths: Union[PathLike, Sequence[Path]]) -> Iterator[Imag
             yield item
 
     return generate()
+
+
+def is_video(path: PathLike) -> bool:
+    """Whether MMPose's inferencer takes ``path`` for a video: its MIME type, from the suffix."""
+    return (mimetypes.guess_type(str(path))[0] or '').startswith('video/')
+
+
+def check_video(path: PathLike) -> None:
+    """Raise :class:`InvalidInputError` unless OpenCV opens the video and decodes a first frame
+    (``mmcv.VideoReader`` would quietly give zero frames)."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        readable = capture.isOpened() and capture.read()[0]
+    finally:
+        capture.release()
+    if not readable:
+        raise InvalidInputError(path, 'unreadable video (OpenCV cannot open or decode it)')
 
 
 # Boxes ----------------------------------------------------------------------------------------
@@ -214,140 +239,178 @@ def select_boxes(boxes: np.ndarray, bbox_thr: float, nms_thr: Optional[float] = 
     return boxes
 
 
-def whole_image_box(image: np.ndarray) -> np.ndarray:
-    """The whole image as one box with score 1 (top-down without a detector)."""
-    height, width = image.shape[:2]
-    return np.array([[0, 0, width, height, 1]], dtype=np.float32)
+# The inferencer -------------------------------------------------------------------------------
 
 
-def build_detector(config: PathLike, checkpoint: PathLike, device: str) -> torch.nn.Module:
-    """An MMDetection detector whose test pipeline runs inside MMPose's default scope."""
-    try:
-        from mmdet.apis import init_detector
-    except ImportError as error:
-        raise ImportError(f'--det-config needs MMDetection (pip install mmdet): {error}') from None
-    from mmpose.utils import adapt_mmdet_pipeline
-    detector = init_detector(str(config), str(checkpoint), device=device)
-    detector.cfg = adapt_mmdet_pipeline(detector.cfg)
-    return detector
+class _Sized:
+    """A generator with a known length, so that the progress bar (rich's ``track``) has a total."""
+
+    def __init__(self, iterable: Iterable, length: int):
+        self.iterable, self.length = iterable, length
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def __len__(self) -> int:
+        return self.length
 
 
-def detect_people(detector: torch.nn.Module,
-                  image: np.ndarray,
-                  bbox_thr: float = 0.3,
-                  nms_thr: float = 0.3,
-                  det_cat_id: int = 0) -> np.ndarray:
-    """Person boxes of one BGR image: the detector's class ``det_cat_id`` (0 is person for
-    COCO-trained MMDetection models), ``score >= bbox_thr``, then NMS at IoU ``nms_thr``."""
-    from mmdet.apis import inference_detector
-    pred = inference_detector(detector, image).pred_instances.cpu().numpy()
-    boxes = np.concatenate([pred.bboxes, pred.scores[:, None]], axis=1).astype(np.float32)
-    return select_boxes(boxes[pred.labels == det_cat_id], bbox_thr, nms_thr)
+class TopdownInferencer(Pose2DInferencer):
+    """MMPose's ``Pose2DInferencer`` for top-down models, with person boxes from a detector, a
+    COCO results-format file or the whole image, and one-line errors for bad input.
 
+    Call it as MMPose's inferencer (a generator of results; see ``tools/demo.py``)::
 
-def person_boxes(image: np.ndarray,
-                 image_path: PathLike,
-                 detector: Optional[torch.nn.Module] = None,
+        inferencer = TopdownInferencer(config, checkpoint, bbox_file=BBoxFile('dets.json'))
+        for result in inferencer('images/', out_dir='outputs/demo', bbox_thr=0.3):
+            ...
+
+    Args:
+        model: config file, ``Config``, or anything MMPose's inferencer takes.
+        weights: checkpoint file.
+        device: e.g. ``'cpu'``, ``'cuda:0'``; default: MMEngine's choice.
+        det_model: MMDetection config of a person detector (with ``det_weights``). Without one
+            (the default) the whole image is one person, unless ``bbox_file`` gives the boxes;
+            MMPose's default detector (a download) is never used. When the detector finds nobody,
+            MMPose poses the whole image.
+        det_weights: the detector's checkpoint.
+        det_cat_ids: the detector's person class(es); 0 for COCO-trained MMDetection models.
+        bbox_file: person boxes (``score >= bbox_thr``) by image file; an image without boxes
+            in it has no people. Takes precedence over ``det_model``.
+        attention_dir: if given, write each person's spatial attention pictures there
+            (:func:`~mmpose_sam.apis.save_attention_pictures`; SAMResNet models only, not for
+            video or webcam frames).
+        show_progress: show MMPose's progress bar (with a total for folders and videos).
+    """
+
+    def __init__(self,
+                 model,
+                 weights: Optional[str] = None,
+                 device: Optional[str] = None,
+                 det_model: Optional[str] = None,
+                 det_weights: Optional[str] = None,
+                 det_cat_ids: Union[int, Sequence[int]] = 0,
                  bbox_file: Optional[BBoxFile] = None,
-                 bbox_thr: float = 0.3,
-                 nms_thr: float = 0.3,
-                 det_cat_id: int = 0) -> Tuple[np.ndarray, str]:
-    """The people of one image, from the first source given: the detector (score threshold and
-    NMS), else the bbox file (score threshold only, as MMPose's datasets do with ``bbox_file``),
-    else the whole image.
+                 attention_dir: Optional[PathLike] = None,
+                 show_progress: bool = False) -> None:
+        self.bbox_file = bbox_file
+        self.attention_dir = Path(attention_dir) if attention_dir else None
+        # Every input the preprocessing skipped, as the error that said why (see `preprocess`).
+        self.skipped: List[InvalidInputError] = []
+        super().__init__(
+            model, weights, device, det_model=det_model or 'whole_image', det_weights=det_weights,
+            det_cat_ids=det_cat_ids, show_progress=show_progress)
 
-    Returns:
-        ``(N, 5)`` boxes and the source's name (``'detector'``, ``'bbox file'`` or
-        ``'whole image'``), for messages.
+    def _init_collate(self, cfg) -> Callable:
+        # MMEngine 0.10.7's inferencer looks `test_dataloader.collate_fn` up by name only, and
+        # fails on the dict form that the Runner takes (our configs set stack_collate for
+        # training speed). One image's crops at a time need nothing but MMEngine's default.
+        return pseudo_collate
 
-    Raises:
-        InvalidInputError: the image cannot be matched to an ``image_id`` of the bbox file.
-    """
-    if detector is not None:
-        return detect_people(detector, image, bbox_thr, nms_thr, det_cat_id), 'detector'
-    if bbox_file is not None:
-        return select_boxes(bbox_file.boxes_for(image_path), bbox_thr), 'bbox file'
-    return whole_image_box(image), 'whole image'
+    def _inputs_to_list(self, inputs):
+        """MMPose's, except that a folder lists its images by suffix (MMPose's MIME-type check
+        fails on a file without a suffix), a file that is not a video is always an image, and a
+        missing path or unreadable video is an :class:`InvalidInputError`."""
+        if not isinstance(inputs, (str, Path)):
+            return super()._inputs_to_list(inputs)
+        self._video_input = False
+        path = Path(inputs)
+        if path.is_dir():
+            return [str(image) for image in list_images(path)]
+        if not path.exists():
+            raise InvalidInputError(path, 'no such file or directory')
+        if is_video(path):
+            check_video(path)
+            return super()._inputs_to_list(str(path))  # an mmcv.VideoReader, and video_info
+        return [str(path)]
 
+    def preprocess(self, inputs, batch_size: int = 1, bboxes=None, bbox_thr: float = 0.3,
+                   nms_thr: float = 0.3, **kwargs):
+        """MMPose's preprocessing, one image or frame at a time, that decodes image files itself
+        (:func:`load_image`) and skips a bad one: its error is printed as ``error: <path>:
+        <problem> (skipped)`` and kept in ``self.skipped``.
 
-# Poses ----------------------------------------------------------------------------------------
+        Yields:
+            ``(batch, [image])``: the collated crops of the image's people and the BGR image. An
+            image without people yields a batch with no ``inputs`` (see :meth:`forward`).
+        """
 
+        def generate():
+            for index, input in enumerate(inputs):
+                try:
+                    image = load_image(input) if isinstance(input, str) else input
+                    data_infos = self.preprocess_single(
+                        image, index, bbox_thr=bbox_thr, nms_thr=nms_thr,
+                        bboxes=bboxes[index] if bboxes else None,
+                        img_path=input if isinstance(input, str) else None)
+                except InvalidInputError as error:
+                    print(f'error: {error} (skipped)', file=sys.stderr, flush=True)
+                    self.skipped.append(error)
+                    continue
+                yield self.collate_fn(data_infos), [image]
 
-def estimate_poses(model: torch.nn.Module, image: np.ndarray, boxes: np.ndarray):
-    """Top-down poses of the people in ``boxes`` (``(N, 5)``, ``N`` may be 0) of a BGR image.
+        return _Sized(generate(), len(inputs)) if hasattr(inputs, '__len__') else generate()
 
-    Returns:
-        PoseDataSample: all people merged (``merge_data_samples``); ``pred_instances`` holds
-        ``keypoints (N, K, 2)``, ``keypoint_scores (N, K)``, ``bboxes (N, 4)`` and the given
-        ``bbox_scores``. Without boxes it has no ``pred_instances`` at all.
-    """
-    from mmpose.apis import inference_topdown
-    from mmpose.structures import PoseDataSample, merge_data_samples
-    if len(boxes) == 0:
-        # inference_topdown would fall back to the whole image: no boxes means no people here.
-        return PoseDataSample()
-    sample = merge_data_samples(inference_topdown(model, image, boxes[:, :4], bbox_format='xyxy'))
-    # inference_topdown gives every box a score of 1; keep the detector's.
-    sample.pred_instances.bbox_scores = boxes[:, 4].copy()
-    return sample
+    def preprocess_single(self, input: np.ndarray, index: int, bbox_thr: float = 0.3,
+                          nms_thr: float = 0.3, bboxes: Optional[np.ndarray] = None,
+                          img_path: Optional[str] = None) -> List[dict]:
+        """The test-pipeline outputs of one BGR image's people.
 
+        Args:
+            bboxes: ``(N, 4)`` or ``(N, 5)`` boxes of this image, used as given (MMPose 1.3.2
+                ignores this argument). Default: the bbox file's boxes with ``score >=
+                bbox_thr``, else MMPose's (the detector's, or the whole image).
+            img_path: the image's file, which names its outputs (default: MMPose's
+                ``<index>.jpg``).
+        """
+        name = img_path or f'{index}.jpg'.rjust(10, '0')  # MMPose's name for an array
+        if bboxes is None and self.bbox_file is not None:
+            bboxes = select_boxes(self.bbox_file.boxes_for(name), bbox_thr)
+        if bboxes is None:
+            data_infos = super().preprocess_single(input, index, bbox_thr, nms_thr)
+        else:
+            bboxes = np.asarray(bboxes, dtype=np.float32)
+            bboxes = bboxes.reshape(-1, bboxes.shape[-1]) if bboxes.size else np.zeros((0, 4))
+            scores = bboxes[:, 4] if bboxes.shape[1] > 4 else np.ones(len(bboxes), np.float32)
+            data_info = dict(img=input, img_path=name, **self.model.dataset_meta)
+            data_infos = [
+                self.pipeline(dict(data_info, bbox=box[None, :4], bbox_score=score[None]))
+                for box, score in zip(bboxes, scores)
+            ]
+            if not data_infos:  # no people: the batch carries only the image's metainfo
+                return [self._no_people(input, name)]
+        for data_info in data_infos:
+            data_info['data_samples'].set_metainfo(dict(img_path=name))
+        return data_infos
 
-def people_to_json(sample) -> List[dict]:
-    """One dict per person of a merged ``PoseDataSample``: ``bbox`` (x1, y1, x2, y2),
-    ``bbox_score``, ``keypoints`` (``[[x, y], ...]``, image pixels) and ``keypoint_scores``."""
-    if 'pred_instances' not in sample:
-        return []
-    instances = sample.pred_instances
+    def _no_people(self, image: np.ndarray, img_path: str) -> dict:
+        from mmengine.structures import InstanceData
+        from mmpose.structures import PoseDataSample
+        num_keypoints = self.model.dataset_meta['num_keypoints']
+        sample = PoseDataSample(metainfo=dict(img_path=img_path, ori_shape=image.shape[:2]))
+        sample.pred_instances = InstanceData(
+            keypoints=np.zeros((0, num_keypoints, 2), np.float32),
+            keypoint_scores=np.zeros((0, num_keypoints), np.float32),
+            bboxes=np.zeros((0, 4), np.float32), bbox_scores=np.zeros(0, np.float32))
+        return dict(inputs=None, data_samples=sample)
 
-    def rounded(values) -> list:
-        return np.round(np.asarray(values, dtype=np.float64), 3).tolist()
+    @torch.no_grad()
+    def forward(self, inputs: dict, **kwargs):
+        """MMPose's forward pass, except for an image without people (nothing to run), then the
+        attention pictures if asked for."""
+        if inputs['inputs'][0] is None:
+            return inputs['data_samples']
+        samples = super().forward(inputs, **kwargs)
+        if self.attention_dir is not None and not self._video_input:
+            self._save_attention(inputs)
+        return samples
 
-    return [
-        dict(bbox=rounded(bbox), bbox_score=round(float(score), 4),
-             keypoints=rounded(keypoints), keypoint_scores=rounded(scores))
-        for bbox, score, keypoints, scores in zip(instances.bboxes, instances.bbox_scores,
-                                                  instances.keypoints, instances.keypoint_scores)
-    ]
-
-
-def write_json(path: PathLike, people: List[dict]) -> None:
-    """Write :func:`people_to_json` output (creating the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(people, indent=1) + '\n', encoding='utf-8')
-
-
-# Pictures -------------------------------------------------------------------------------------
-
-VISUALIZER_NAME = 'mmpose_sam_demo'
-
-
-def build_pose_visualizer(model: torch.nn.Module,
-                          radius: float = 3,
-                          line_width: float = 1,
-                          alpha: float = 0.8,
-                          skeleton_style: str = 'mmpose'):
-    """The model config's ``PoseLocalVisualizer`` (built from the ``VISUALIZERS`` registry),
-    with the model's skeleton and colours (``dataset_meta``) and no storage backends."""
-    from mmpose.registry import VISUALIZERS
-    from mmpose.visualization import PoseLocalVisualizer
-    # Visualizers are named singletons: a second build of the same name returns the first one
-    # (with a warning if given arguments), so reuse it and set the drawing options explicitly.
-    if PoseLocalVisualizer.check_instance_created(VISUALIZER_NAME):
-        visualizer = PoseLocalVisualizer.get_instance(VISUALIZER_NAME)
-    else:
-        cfg = dict(model.cfg.get('visualizer', dict(type='PoseLocalVisualizer')))
-        visualizer = VISUALIZERS.build(dict(cfg, name=VISUALIZER_NAME, vis_backends=None))
-    visualizer.radius, visualizer.line_width, visualizer.alpha = radius, line_width, alpha
-    visualizer.set_dataset_meta(model.dataset_meta, skeleton_style=skeleton_style)
-    return visualizer
-
-
-def draw_poses(visualizer, image: np.ndarray, sample, out_file: PathLike,
-               kpt_thr: float = 0.3) -> None:
-    """Draw the predicted skeletons and boxes of ``sample`` on a BGR image and save it to
-    ``out_file`` (same size as the image; the format follows the suffix)."""
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    visualizer.add_datasample(
-        Path(out_file).stem, mmcv.bgr2rgb(image), data_sample=sample, draw_gt=False,
-        draw_bbox=True, kpt_thr=kpt_thr, out_file=str(out_file))
+    def _save_attention(self, batch: dict) -> None:
+        """The spatial attention pictures of the batch's people, over their input crops."""
+        from .attention import capture_spatial_attention, person_prefixes, save_attention_pictures
+        maps = capture_spatial_attention(self.model, self.model.data_preprocessor(batch)['inputs'])
+        stem = Path(batch['data_samples'][0].img_path).stem
+        prefixes = person_prefixes(self.attention_dir, stem, len(batch['inputs']))
+        for index, (crop, prefix) in enumerate(zip(batch['inputs'], prefixes)):
+            crop = np.ascontiguousarray(crop.permute(1, 2, 0).cpu().numpy())  # BGR uint8 HWC
+            save_attention_pictures(crop, [(stage, m[index]) for stage, m in maps], prefix)
