@@ -123,3 +123,44 @@ def test_project_config_builds_the_same_model_as_its_configs_twin(path):
         shapes.append({name: tuple(t.shape) for name, t in model.state_dict().items()})
     assert shapes[0] == shapes[1]  # same tensors, names and shapes: checkpoints interchange
     assert sum(p.numel() for p in model.parameters()) == EXPECTED_PARAMS[describe(path)]
+
+
+def _flat(value, prefix=''):
+    """``{'a.b[0].c': leaf}`` of a config dict, MMEngine's ``_scope_`` markers left out."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() if key != '_scope_'
+                for k, v in _flat(item, f'{prefix}.{key}' if prefix else key).items()}
+    if isinstance(value, list):
+        return {k: v for i, item in enumerate(value) for k, v in _flat(item, f'{prefix}[{i}]')
+                .items()}
+    return {prefix: value}
+
+
+# What our SimpleBaseline configs add to MMPose's: how fast and how safely a run goes, never the
+# model, the data, the augmentation or the schedule (README "Training speed").
+RUNTIME_ADDITIONS = {
+    'custom_imports.imports[0]', 'custom_imports.allow_failed_imports',
+    'optim_wrapper.type', 'optim_wrapper.dtype', 'env_cfg.cudnn_benchmark',
+    'model.data_preprocessor.type', 'model.data_preprocessor.non_blocking',
+    'model.train_cfg.compute_acc', 'default_hooks.runtime_info.type',
+    'custom_hooks[1].type', 'custom_hooks[2].type', 'custom_hooks[3].type',
+    'fast_loader.num_workers', 'fast_loader.persistent_workers', 'fast_loader.pin_memory',
+    'checked_dataset.type', 'train_dataloader.collate_fn.type',
+    *(f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+      for key in ('num_workers', 'pin_memory', 'dataset.type')),
+}
+
+
+@pytest.mark.parametrize('ours,mmposes', [
+    ('td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py', 'td-hm_res50_8xb64-210e_coco-256x192.py'),
+    ('td-hm_simplebaseline-res101_8xb64-210e_coco-256x192.py', 'td-hm_res101_8xb64-210e_coco-256x192.py'),
+    ('td-hm_simplebaseline-res50_8xb64-210e_coco-384x288.py', 'td-hm_res50_8xb64-210e_coco-384x288.py'),
+])
+def test_simplebaseline_is_mmposes_config_plus_runtime_settings(ours, mmposes):
+    import mmpose
+    twin = Path(mmpose.__file__).parent / '.mim' / 'configs' / 'body_2d_keypoint' / \
+        'topdown_heatmap' / 'coco' / mmposes
+    a = _flat(Config.fromfile(str(CONFIG_DIR / 'coco' / ours)).to_dict())
+    b = _flat(Config.fromfile(str(twin)).to_dict())
+    differing = {key for key in a.keys() | b.keys() if a.get(key, '<none>') != b.get(key, '<none>')}
+    assert differing == RUNTIME_ADDITIONS

@@ -43,7 +43,27 @@ def test_pictures_of_skeletons_and_attention(main_job):
     work, result = main_job
     pictures = work / 'pictures'
     for stem in ('000000000785', '000000040083', '000000196141', '000000197388'):
-        skeleton = cv2.imread(str(pictures / f'{stem}.png'))
+        skeleton = cv2.imread(str(pictures / f'{stem}.jpg'))  # named as its image
         original = cv2.imread(str(ROOT / 'data' / 'coco_sample' / f'{stem}.jpg'))
         assert skeleton is not None and skeleton.shape == original.shape
         assert cv2.imread(str(pictures / f'{stem}_attention.png')) is not None
+
+
+def test_same_seed_gives_the_same_numbers(main_job, tmp_path):
+    """Seeded by default (README's numbers are reproducible): a second run, same arguments."""
+    work, first = main_job
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('main_job', ROOT / 'tools' / 'main_job.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    second = module.main(['--epochs', '8', '--val-interval', '8', '--work-dir', str(tmp_path),
+                          '--cfg-options', 'default_hooks.logger.interval=1'])
+    for boxes in ('gt_boxes', 'det_boxes'):
+        assert second[boxes] == first[boxes]
+
+    def losses(directory):
+        lines = sorted(directory.glob('*/vis_data/scalars.json'))[0].read_text().splitlines()
+        return [json.loads(line)['loss'] for line in lines if '"loss"' in line]
+
+    assert losses(tmp_path) == losses(work)
+    assert json.loads((tmp_path / 'summary.json').read_text())['seed'] == 0

@@ -5,7 +5,11 @@ clearly when ``import mmpose_sam`` itself would fail (no mmcv ops, numpy ABI mis
 """
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
+
+# setuptools 81's pkg_resources deprecation warning, which this check imports on purpose.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 ENV_FILE = Path(__file__).resolve().parents[1] / 'mmpose_sam' / 'env.py'
 

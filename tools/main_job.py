@@ -1,6 +1,7 @@
 """The main job: train SAM-R50 on the bundled COCO sample, evaluate it, draw what it sees.
 
-    python tools/main_job.py [--epochs N] [--work-dir DIR] [--config CONFIG]
+    python tools/main_job.py [--epochs N] [--work-dir outputs/main_job] [--config CONFIG]
+                             [--seed 0 | --no-seed]
 
 1. trains SAM-R50 (3x3+3x3) from scratch with MMEngine's runner on data/coco_sample (default
    config: configs/body_2d_keypoint/topdown_heatmap/coco_sample/
@@ -22,6 +23,7 @@ import os
 import time
 from pathlib import Path
 
+import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -41,6 +43,10 @@ def parse_args(argv=None):
         '--det-bbox-file', default=str(ROOT / 'data' / 'coco_sample' /
                                        'test_coco_det_AP_H_56.json'),
         help='COCO-format person detections for the second evaluation')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='random seed (initial weights, data order); default 0, so that two '
+                        'runs on the same machine give the same numbers')
+    parser.add_argument('--no-seed', action='store_true', help='a fresh random seed instead')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in MMPose tools/train.py')
     return parser.parse_args(argv)
@@ -52,6 +58,7 @@ def training_config(args) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = str(Path(args.work_dir).resolve())
     cfg.launcher = 'none'
+    cfg.randomness = dict(seed=None if args.no_seed else args.seed)
     if args.epochs:
         cfg.train_cfg.max_epochs = args.epochs
         for scheduler in cfg.param_scheduler:
@@ -83,30 +90,26 @@ def best_checkpoint(work_dir: str) -> str:
 
 def draw_pictures(cfg: Config, checkpoint: str, out_dir: Path, bbox_file: str) -> str:
     """Skeletons of the detected people and the spatial attention of the most confident one, for
-    every image of the test set's folder: ``<stem>.png``, ``<stem>.json``,
-    ``<stem>_attention.png`` and ``<stem>_stage{1..4}.png`` in ``out_dir``."""
-    from mmpose.apis import init_model
-
-    from mmpose_sam.apis import (BBoxFile, build_pose_visualizer, capture_spatial_attention,
-                                 default_device, draw_poses, estimate_poses, iter_images,
-                                 people_to_json, save_attention_pictures, select_boxes,
-                                 topdown_inputs, write_json)
-    device = default_device()
+    every image of the test set's folder: ``<image name>`` and ``<stem>.json`` (MMPose's
+    inferencer), ``<stem>_attention.png`` and ``<stem>_stage{1..4}.png`` in ``out_dir``."""
+    from mmpose_sam.apis import (BBoxFile, TopdownInferencer, capture_spatial_attention,
+                                 default_device, iter_images, save_attention_pictures,
+                                 select_boxes, topdown_inputs)
     test_cfg = copy.deepcopy(cfg)
     test_cfg.model.test_cfg.flip_test = False  # the pictures show the network's own output
-    model = init_model(test_cfg, checkpoint, device=device)
-    visualizer = build_pose_visualizer(model)
     boxes_of = BBoxFile(bbox_file)
+    inferencer = TopdownInferencer(test_cfg, checkpoint, default_device(), bbox_file=boxes_of)
+    model = inferencer.model
     dataset = cfg.test_dataloader.dataset
     image_dir = Path(dataset.data_root) / dataset.data_prefix.get('img', '')
+    # A corrupt image is reported (one line) and skipped by the inferencer.
+    for _ in inferencer(str(image_dir), vis_out_dir=str(out_dir), pred_out_dir=str(out_dir),
+                        bbox_thr=0.3, draw_bbox=True):
+        pass
     for item in iter_images(image_dir):
-        if item.error is not None:  # a corrupt image is reported and skipped
-            print(f'[main_job] skipped {item.error}', flush=True)
+        if item.error is not None:
             continue
         boxes = select_boxes(boxes_of.boxes_for(item.path), bbox_thr=0.3)
-        sample = estimate_poses(model, item.image, boxes)
-        draw_poses(visualizer, item.image, sample, out_dir / f'{item.path.stem}.png')
-        write_json(out_dir / f'{item.path.stem}.json', people_to_json(sample))
         if len(boxes):
             best = boxes[boxes[:, 4].argmax()][None]
             inputs, crops = topdown_inputs(model, item.image, best)
@@ -142,6 +145,7 @@ def main(argv=None) -> dict:
     total_time = time.monotonic() - start
 
     rows = [('config', Path(args.config).name), ('epochs', cfg.train_cfg.max_epochs),
+            ('seed', runner.seed),
             ('best checkpoint', checkpoint)]
     rows += [(f'{m} (GT boxes)', f'{gt[m]:.3f}') for m in METRICS]
     rows += [(f'{m} (detected boxes)', f'{det[m]:.3f}') for m in METRICS]
@@ -150,8 +154,8 @@ def main(argv=None) -> dict:
     table = summary_table(rows)
     Path(cfg.work_dir, 'summary.md').write_text(table + '\n')
     Path(cfg.work_dir, 'summary.json').write_text(json.dumps(
-        {'gt_boxes': gt, 'det_boxes': det, 'checkpoint': checkpoint, 'train_s': train_time,
-         'total_s': total_time}, indent=2))
+        {'gt_boxes': gt, 'det_boxes': det, 'checkpoint': checkpoint, 'seed': runner.seed,
+         'train_s': train_time, 'total_s': total_time}, indent=2))
     print('\n' + table, flush=True)
     return {'gt_boxes': gt, 'det_boxes': det, 'checkpoint': checkpoint, 'pictures': pictures}
 
