@@ -47,4 +47,8 @@ def registered_modules() -> List[str]:
             if getattr(obj, '__module__', '').startswith(__name__ + '.')]
 
 
-__all__ = ['__version__', 'registered_modules']
+__all__ = [
+    '__version__', 'registered_modules', 'AmpOptimWrapper', 'BilinearHeatmapHead',
+    'ChannelAttention', 'SAMResNet', 'SpatialAttention', 'StackedPoseDataPreprocessor',
+    'StageAttention'
+]

@@ -40,6 +40,17 @@ def run_python(args, cwd=ROOT, timeout=900, check=True, **env):
     return proc
 
 
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module (tools/ is not a package), e.g. ``load_tool('demo')`` or
+    ``load_tool('deploy/export_onnx')``, to call its ``main(argv)`` in the test process."""
+    import importlib.util
+    path = ROOT / 'tools' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'tools_{path.stem}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_seed():
     torch.manual_seed(0)

@@ -1,12 +1,11 @@
 """mmpose_sam.analysis and tools/model_complexity.py: exact parameter counts, the two MAC counters
 agree, the attention's element-wise ops are counted, and the metafile matches the tool."""
-import importlib.util
 
 import pytest
 import torch
 import yaml
 
-from conftest import CONFIG_DIR, ROOT, run_python
+from conftest import CONFIG_DIR, load_tool, ROOT, run_python
 from test_configs import EXPECTED_PARAMS, describe
 
 from mmpose_sam.analysis import (MISMATCH_TOLERANCE, build_model, count_complexity,
@@ -18,14 +17,6 @@ SB_R50 = COCO / 'td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py'
 # One config per distinct model of EXPECTED_PARAMS (the first by name: 210e, 256x192).
 DISTINCT = sorted({describe(p): p for p in sorted(COCO.glob('*.py'), reverse=True)}.values())
 
-
-def load_tool():
-    """tools/model_complexity.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        'model_complexity', ROOT / 'tools' / 'model_complexity.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize('path', DISTINCT, ids=lambda p: '{}-r{}'.format(*describe(p)))
@@ -104,7 +95,7 @@ def test_tool_writes_markdown_and_matches_metafile(tmp_path):
 
 def test_metafile_regenerates_identically():
     # Every config, as `--update-metafile` writes it: the committed file must be that text.
-    tool = load_tool()
+    tool = load_tool('model_complexity')
     rows = tool.measure(tool.default_configs(), 'cpu')
     assert tool.render_metafile(rows) == tool.METAFILE.read_text()
     assert tool.check_metafile(rows, tool.METAFILE) == []

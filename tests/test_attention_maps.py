@@ -1,27 +1,19 @@
 """Spatial attention maps: hook capture (mmpose_sam.apis.attention) and
 tools/visualize_attention.py, with an untrained SAM-R50 (the maps' values are arbitrary, their
 shapes, range, source and pictures are not)."""
-import importlib.util
 import json
 
 import cv2
 import pytest
 import torch
 
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SAMPLE_DIR, SB_SAMPLE_CONFIG
+from conftest import load_tool, SAM_SAMPLE_CONFIG, SAMPLE_DIR, SB_SAMPLE_CONFIG
 from mmpose_sam.apis import capture_spatial_attention, spatial_attention_gates
 from mmpose_sam.models import SAMResNet
 
 IMAGE = SAMPLE_DIR / '000000000785.jpg'
 MAP_SHAPES = [(64, 48), (32, 24), (16, 12), (8, 6)]  # strides 4, 8, 16, 32 of 256x192
 
-
-def load_tool(name: str):
-    """Import ``tools/<name>.py`` (tools/ is not a package) to call its ``main(argv)``."""
-    spec = importlib.util.spec_from_file_location(f'tools_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 visualize_attention = load_tool('visualize_attention')

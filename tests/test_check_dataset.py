@@ -315,8 +315,8 @@ def test_tool_lists_every_problem_at_once(tmp_path):
     assert lines[:3] == [
         f'train: CheckedCocoDataset (training): {root}/{ANN_FILE}, images in {root}/',
         f'val: CheckedCocoDataset (test mode): {root}/{ANN_FILE}, images in {root}/',
-        f'test: CocoDataset (test mode): {root}/{ANN_FILE}, detections {root}/{DET_FILE}, images '
-        f'in {root}/']
+        f'test: CheckedCocoDataset (test mode): {root}/{ANN_FILE}, detections {root}/{DET_FILE}, '
+        f'images in {root}/']
     assert lines[3:11] == [
         f'error: {root}/{ANN_FILE}: annotation 442619: 48 keypoint values (16 keypoints), '
         'expected 17 x 3 = 51',

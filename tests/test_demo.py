@@ -5,7 +5,6 @@ The checkpoint is an untrained SAM-R50 (random weights, saved by a fixture): its
 meaningless, but where they land, how many people and frames there are and every file and message
 are not. Trained checkpoints and numeric parity are in tests/test_deploy.py.
 """
-import importlib.util
 import json
 import shutil
 
@@ -14,20 +13,13 @@ import numpy as np
 import pytest
 from mmengine.structures import InstanceData
 
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SAMPLE_DIR, run_python
+from conftest import load_tool, ROOT, run_python, SAM_SAMPLE_CONFIG, SAMPLE_DIR
 from mmpose_sam.apis import BBoxFile, InvalidInputError, TopdownInferencer, load_image, select_boxes
 
 IMAGE = SAMPLE_DIR / '000000000785.jpg'
 DET_FILE = SAMPLE_DIR / 'test_coco_det_AP_H_56.json'
 FAST = ['--device', 'cpu']  # the sample configs have no flip test
 
-
-def load_tool(name: str):
-    """Import ``tools/<name>.py`` (tools/ is not a package) to call its ``main(argv)``."""
-    spec = importlib.util.spec_from_file_location(f'tools_{name}', ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 demo = load_tool('demo')
@@ -163,8 +155,8 @@ def test_folder_reports_and_skips_a_corrupt_image(checkpoint, tmp_path, capsys):
         run_demo(checkpoint, '--input', folder, '--out-dir', out)
     assert str(exit_info.value) == 'error: 1 of 2 images could not be processed: b_truncated.jpg'
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error')]
-    assert len(err) == 1 and err[0].startswith(f'error: {bad}: corrupt image file (image file '
-                                               'is truncated') and err[0].endswith('(skipped)')
+    assert err == [f'error: {bad}: truncated image file (the data ends before the image does) '
+                   '(skipped)']
     # The good image went through with the whole image as its one box.
     assert [p.name for p in (out / 'visualizations').iterdir()] == ['a_good.jpg']
     assert [p.name for p in (out / 'predictions').iterdir()] == ['a_good.json']
@@ -194,7 +186,7 @@ def test_optimize_for_inference_option(checkpoint, tmp_path, capsys):
 
 @pytest.mark.parametrize('make_bad,message', [
     (lambda tmp: truncated_copy(IMAGE, tmp / 'broken.jpg'),
-     '{path}: corrupt image file (image file is truncated'),
+     '{path}: truncated image file (the data ends before the image does)'),
     (lambda tmp: tmp / 'missing.jpg', '{path}: no such file or directory'),
     (lambda tmp: (tmp / 'clip.mp4').write_bytes(b'\0' * 4096) and tmp / 'clip.mp4',
      '{path}: unreadable video (OpenCV cannot open or decode it)'),
@@ -247,9 +239,13 @@ def test_load_image_messages(tmp_path):
     text.write_text('hello')
     with pytest.raises(InvalidInputError) as info:
         load_image(text)
-    assert str(info.value) == f'{text}: not an image file (unknown format)'
-    with pytest.raises(InvalidInputError, match='^.*missing.png: cannot read file'):
+    assert str(info.value) == f'{text}: not a decodable image'  # Pillow does not know it either
+    with pytest.raises(InvalidInputError) as info:
         load_image(tmp_path / 'missing.png')
+    assert str(info.value) == f'{tmp_path / "missing.png"}: image file not found'
+    (tmp_path / 'empty.jpg').write_bytes(b'')
+    with pytest.raises(InvalidInputError, match=r'empty.jpg: empty image file \(0 bytes\)$'):
+        load_image(tmp_path / 'empty.jpg')
 
 
 def test_bbox_file_matches_images_by_number_or_ann_file(tmp_path):

@@ -3,7 +3,6 @@ tools/demo.py --backend onnxruntime): parity with PyTorch on the bundled images 
 models (trained checkpoints: an untrained network's flat heatmaps make keypoints meaningless),
 the recorded metadata, the one-line errors, and everything else without onnx/onnxruntime."""
 import contextlib
-import importlib.util
 import io
 import json
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, SAMPLE_DIR, run_python
+from conftest import load_tool, ROOT, run_python, SAMPLE_DIR
 from mmpose_sam.deploy.metadata import from_json, to_json
 
 pytest.importorskip('onnxruntime', reason='the deploy extra: pip install -e .[deploy]')
@@ -20,15 +19,9 @@ DET_FILE = SAMPLE_DIR / 'test_coco_det_AP_H_56.json'
 MODELS = ('SAM', 'SimpleBaseline')
 
 
-def load_tool(path):
-    spec = importlib.util.spec_from_file_location(f'tools_{path.stem}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-demo = load_tool(ROOT / 'tools' / 'demo.py')
-export_tool = load_tool(ROOT / 'tools' / 'deploy' / 'export_onnx.py')
+demo = load_tool('demo')
+export_tool = load_tool('deploy/export_onnx')
 
 
 @pytest.fixture(scope='module')

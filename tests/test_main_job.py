@@ -4,17 +4,13 @@ import json
 import cv2
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_tool
 
 
 @pytest.fixture(scope='module')
 def main_job(tmp_path_factory):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('main_job', ROOT / 'tools' / 'main_job.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     work = tmp_path_factory.mktemp('main_job')
-    result = module.main(['--epochs', '8', '--val-interval', '8', '--work-dir', str(work),
+    result = load_tool('main_job').main(['--epochs', '8', '--val-interval', '8', '--work-dir', str(work),
                           '--cfg-options', 'default_hooks.logger.interval=1'])
     return work, result
 
@@ -52,11 +48,7 @@ def test_pictures_of_skeletons_and_attention(main_job):
 def test_same_seed_gives_the_same_numbers(main_job, tmp_path):
     """Seeded by default (README's numbers are reproducible): a second run, same arguments."""
     work, first = main_job
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('main_job', ROOT / 'tools' / 'main_job.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    second = module.main(['--epochs', '8', '--val-interval', '8', '--work-dir', str(tmp_path),
+    second = load_tool('main_job').main(['--epochs', '8', '--val-interval', '8', '--work-dir', str(tmp_path),
                           '--cfg-options', 'default_hooks.logger.interval=1'])
     for boxes in ('gt_boxes', 'det_boxes'):
         assert second[boxes] == first[boxes]

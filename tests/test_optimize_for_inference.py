@@ -1,7 +1,6 @@
 """optimize_for_inference keeps what MMPose's inference computes (trained sample checkpoints), and
 tools/benchmark_inference.py runs. Speed is the benchmark's business, not these tests'."""
 import copy
-import importlib.util
 import json
 
 import numpy as np
@@ -12,14 +11,8 @@ from mmpose.apis import init_model
 from mmpose_sam.apis import optimize_for_inference
 from mmpose_sam.apis.optimize import resolve_dtype
 
-from conftest import ROOT, SAMPLE_DIR, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from conftest import load_tool, run_python, SAM_SAMPLE_CONFIG, SAMPLE_DIR, SB_SAMPLE_CONFIG
 
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 benchmark = load_tool('benchmark_inference')

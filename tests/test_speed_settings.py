@@ -2,14 +2,12 @@
 computes what MMPose's own path computes. Timings are the benchmarks' business, not these tests'.
 """
 import copy
-import logging
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 from mmpose.evaluation.functional import pose_pck_accuracy
 from mmpose.models.data_preprocessors import PoseDataPreprocessor

@@ -225,14 +225,14 @@ def profile_steps(model, batch, optim_wrapper, out_dir: Path, steps: int = 5) ->
 
 
 def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> dict:
-    from mmengine.runner import Runner
+    from mmpose_sam.runners import build_runner
     from mmpose_sam.analysis import synchronized_clock
     from mmpose_sam.engine import TrainThroughputHook
 
     work_dir = (args.work_dir / f'{setting}_{name.lower()}').resolve()
     cfg = benchmark_config(config.resolve(), work_dir, args, setting)
     start = synchronized_clock()
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     built = synchronized_clock()
     throughput = TrainThroughputHook(warmup_iters=args.warmup)
     clock = StartupClockHook()
@@ -313,7 +313,6 @@ def throughput_table(rows: Dict[str, dict], setting: str) -> str:
 
 def main(argv=None) -> str:
     args = parse_args(argv)
-    import mmpose_sam  # noqa: F401  (registers the models and hooks)
     on_gpu = torch.cuda.is_available()
     device_name = torch.cuda.get_device_name() if on_gpu else \
         f'CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'

@@ -76,10 +76,10 @@ def recipe(config: Path, work_dir: Path, epochs: Optional[int], seed: int):
 def train_and_test(cfg, checkpoint: Optional[str]) -> Dict[str, float]:
     """Train (unless ``checkpoint`` is given, which is then loaded) and test; COCO metrics plus
     ``train_s``, the wall time of runner.train()."""
-    from mmengine.runner import Runner
+    from mmpose_sam.runners import build_runner
     if checkpoint:
         cfg.load_from = checkpoint
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     train_s = None
     if not checkpoint:
         start = time.perf_counter()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmpose_sam.runners import build_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = (ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco_sample' /
@@ -78,7 +78,7 @@ def evaluate(cfg: Config, checkpoint: str, name: str, bbox_file=None) -> dict:
     cfg.load_from = checkpoint
     cfg.work_dir = os.path.join(cfg.work_dir, f'test_{name}')
     cfg.test_dataloader.dataset.bbox_file = bbox_file
-    return Runner.from_cfg(cfg).test()
+    return build_runner(cfg).test()
 
 
 def best_checkpoint(work_dir: str) -> str:
@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
     print(f'[main_job] training {Path(args.config).name} for {cfg.train_cfg.max_epochs} epochs '
           f'-> {cfg.work_dir}', flush=True)
     start = time.monotonic()
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     train_time = time.monotonic() - start
     checkpoint = best_checkpoint(cfg.work_dir)

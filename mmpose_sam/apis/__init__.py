@@ -1,12 +1,14 @@
-"""Inference helpers: MMPose's inferencer with person boxes from a file and one-line errors for bad
-input (:mod:`.inference`, used by ``tools/demo.py``), and the spatial attention maps of a
-SAMResNet (:mod:`.attention`, used by ``tools/visualize_attention.py``)."""
+"""Inference helpers: MMPose's inferencer with person boxes from a file (:mod:`.inference`, used by
+``tools/demo.py``), the checks of its inputs with one-line errors (:mod:`.inputs`), a faster model
+for inference (:mod:`.optimize`) and the spatial attention maps of a SAMResNet
+(:mod:`.attention`, used by ``tools/visualize_attention.py``)."""
 from ..errors import InvalidInputError
 from .attention import (StageMap, capture_spatial_attention, overlay_attention, person_prefixes,
                         save_attention_pictures, spatial_attention_gates, topdown_inputs)
-from .inference import (IMAGE_SUFFIXES, BBoxFile, ImageItem, TopdownInferencer, check_video,
-                        default_device, is_video, iter_images, list_images, load_bbox_file,
-                        load_image, load_image_ids, require_files, select_boxes)
+from .inference import TopdownInferencer
+from .inputs import (IMAGE_SUFFIXES, BBoxFile, ImageItem, check_video, default_device, is_video,
+                     iter_images, list_images, load_bbox_file, load_image, load_image_ids,
+                     require_files, select_boxes)
 from .optimize import optimize_for_inference
 
 __all__ = [

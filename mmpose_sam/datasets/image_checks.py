@@ -33,34 +33,40 @@ def check_image(path: str, where: str = '',
         size (tuple[int, int], optional): ``(width, height)`` the annotation file gives: a
             decoded image of another size is a problem (its keypoints would not line up).
     """
-    try:
-        with open(path, 'rb') as file:
-            content = file.read()
-    except FileNotFoundError:
-        return Problem(path, where, 'missing image', 'image file not found')
-    except IsADirectoryError:
-        return Problem(path, where, 'unreadable image', 'a directory, not an image file')
-    except OSError as error:
-        return Problem(path, where, 'unreadable image', f'cannot read it: {error.strerror}')
-    if not content:
-        return Problem(path, where, 'empty image', 'empty image file (0 bytes)')
-    image = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR)
-    pillow_error = _pillow_decode_error(content)
-    if pillow_error and 'truncated' in pillow_error:
-        return Problem(path, where, 'truncated image',
-                       'truncated image file (the data ends before the image does)')
-    if image is None and content.startswith(_GIT_LFS_POINTER):
-        return Problem(path, where, 'corrupt image',
-                       'a Git LFS pointer, not the image itself (run git lfs pull)')
-    if image is None:
-        detail = f' (Pillow: {pillow_error})' if pillow_error else ''
-        return Problem(path, where, 'corrupt image', f'not a decodable image{detail}')
-    if size is not None and (image.shape[1], image.shape[0]) != tuple(size):
+    image, problem = read_image(path, where)
+    if problem is None and size is not None and (image.shape[1], image.shape[0]) != tuple(size):
         return Problem(
             path, where, 'image size mismatch', f'decoded size {image.shape[1]}x{image.shape[0]} '
             f'is not the {size[0]}x{size[1]} that the annotation file gives: the keypoints would '
             'not line up')
-    return None
+    return problem
+
+
+def read_image(path: str, where: str = '') -> Tuple[Optional[np.ndarray], Optional[Problem]]:
+    """``(BGR image, None)`` decoded as training decodes it, or ``(None, the problem)``."""
+    try:
+        with open(path, 'rb') as file:
+            content = file.read()
+    except FileNotFoundError:
+        return None, Problem(path, where, 'missing image', 'image file not found')
+    except IsADirectoryError:
+        return None, Problem(path, where, 'unreadable image', 'a directory, not an image file')
+    except OSError as error:
+        return None, Problem(path, where, 'unreadable image', f'cannot read it: {error.strerror}')
+    if not content:
+        return None, Problem(path, where, 'empty image', 'empty image file (0 bytes)')
+    image = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_COLOR)
+    pillow_error = _pillow_decode_error(content)
+    if pillow_error and 'truncated' in pillow_error:
+        return None, Problem(path, where, 'truncated image',
+                             'truncated image file (the data ends before the image does)')
+    if image is None and content.startswith(_GIT_LFS_POINTER):
+        return None, Problem(path, where, 'corrupt image',
+                             'a Git LFS pointer, not the image itself (run git lfs pull)')
+    if image is None:
+        detail = f' (Pillow: {pillow_error})' if pillow_error else ''
+        return None, Problem(path, where, 'corrupt image', f'not a decodable image{detail}')
+    return image, None
 
 
 def _pillow_decode_error(content: bytes) -> Optional[str]:
