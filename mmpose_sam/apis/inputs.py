@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..checkpoint import PARTIAL_PREFIX
 from ..datasets.image_checks import read_image
 from ..errors import InvalidInputError
 
@@ -36,7 +37,6 @@ def require_files(*paths: PathLike) -> None:
     """Raise :class:`InvalidInputError` for the first local path that is not a file (URLs pass:
     MMEngine fetches them; a checkpoint's ``partial:`` prefix is not part of its path), so that a
     command line fails before it builds a model."""
-    from ..checkpoint import PARTIAL_PREFIX
     for path in paths:
         path = str(path).removeprefix(PARTIAL_PREFIX)
         if '://' not in path and not Path(path).is_file():
