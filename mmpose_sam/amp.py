@@ -27,15 +27,23 @@
      warning line, so that the same config runs everywhere at the best speed the hardware has.
      Asking for float16 on a CPU, or bfloat16 on a GPU older than Ampere, is refused in one line.
 
+   **Environment switch** ``MMPOSE_SAM_CPU_AMP`` (``auto``, the default, or ``off``): with ``off``
+   :func:`cpu_has_native_bf16` answers False whatever the CPU, so AMP on a CPU trains in float32
+   and ``optimize_for_inference(dtype='auto')`` picks fp32: the same precision on every CPU. The
+   test suite sets ``off`` for itself and the processes it starts (tests/conftest.py), so that its
+   numbers do not depend on the machine; tests about bf16 switch it back to ``auto`` (native bf16
+   where the CPU has it) and also run with it forced ``off``. GPUs are not affected.
+
    float16 on a GPU keeps MMEngine's behaviour (dynamic loss scaling). Checkpoints stay
    interchangeable: a bf16 run writes no ``loss_scaler`` state and ignores one when resuming.
    Unnecessary once MMEngine drops the scaler for bfloat16 and allows CPU autocast (not the case
    up to 0.10.7).
 """
 import logging
+import os
 import sys
 from contextlib import contextmanager
-from typing import Optional, Union
+from typing import FrozenSet, Optional, Union
 
 import torch
 from mmengine.logging import print_log
@@ -71,10 +79,59 @@ def patch_mmpose_to_numpy() -> int:
     return patched
 
 
+CPU_AMP_ENV = 'MMPOSE_SAM_CPU_AMP'
+CPU_AMP_MODES = ('auto', 'off')
+# /proc/cpuinfo flags of a CPU that computes in bfloat16 (Linux's names).
+CPUINFO_BF16_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})
+
+
+def cpu_amp_mode() -> str:
+    """``MMPOSE_SAM_CPU_AMP``: ``'auto'`` (default: bf16 where the CPU has it natively) or
+    ``'off'`` (float32 on every CPU); anything else is a :class:`UserError`."""
+    mode = os.environ.get(CPU_AMP_ENV, 'auto').strip().lower() or 'auto'
+    if mode not in CPU_AMP_MODES:
+        raise UserError(f'{CPU_AMP_ENV} must be one of {", ".join(CPU_AMP_MODES)}, '
+                        f'got {os.environ[CPU_AMP_ENV]!r}')
+    return mode
+
+
+def cpuinfo_flags(path: str = '/proc/cpuinfo') -> Optional[FrozenSet[str]]:
+    """The CPU flags in ``/proc/cpuinfo`` (Linux), or None where it cannot be read."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return frozenset(line.partition(':')[2].split())
+    except OSError:
+        return None
+    return None
+
+
+def torch_reports_native_bf16() -> Optional[bool]:
+    """What torch's (private) CPU checks say about AVX-512-BF16 or AMX, or None where this torch
+    has neither check."""
+    checks = [getattr(torch.cpu, name, None)
+              for name in ('_is_avx512_bf16_supported', '_is_amx_tile_supported')]
+    checks = [check for check in checks if callable(check)]
+    if not checks:
+        return None
+    return any(check() for check in checks)
+
+
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes in bfloat16 (AVX-512-BF16 or AMX), rather than emulating it."""
-    checks = ('_is_avx512_bf16_supported', '_is_amx_tile_supported')
-    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+    """Whether this CPU computes in bfloat16 (AVX-512-BF16 or AMX), rather than emulating it, and
+    bf16 is allowed on it (``MMPOSE_SAM_CPU_AMP`` is not ``off``, see the module docstring).
+
+    The hardware answer is torch's CPU check; where this torch lacks it (private API), the flags in
+    /proc/cpuinfo; where neither exists, False (float32: slower at worst, never wrong).
+    """
+    if cpu_amp_mode() == 'off':
+        return False
+    reported = torch_reports_native_bf16()
+    if reported is not None:
+        return reported
+    flags = cpuinfo_flags()
+    return bool(flags and flags & CPUINFO_BF16_FLAGS)
 
 
 def bf16_is_native(device: Union[str, torch.device]) -> bool:
@@ -137,9 +194,12 @@ class AmpOptimWrapper(_MMEngineAmpOptimWrapper):
         self.cast_dtype = torch.bfloat16
         self.autocast_enabled = _has_accelerator() or cpu_has_native_bf16()
         if not self.autocast_enabled:
-            print_log('AmpOptimWrapper: this CPU has no native bfloat16 (AVX-512-BF16/AMX) and '
-                      'would emulate it many times slower than float32, so training runs in '
-                      'float32', logger='current', level=logging.WARNING)
+            why = (f'{CPU_AMP_ENV}=off: for AMP this CPU has no native bfloat16'
+                   if cpu_amp_mode() == 'off' else
+                   'this CPU has no native bfloat16 (AVX-512-BF16/AMX) and would emulate it many '
+                   'times slower than float32')
+            print_log(f'AmpOptimWrapper: {why}, so training runs in float32', logger='current',
+                      level=logging.WARNING)
 
     @contextmanager
     def optim_context(self, model: nn.Module):

@@ -11,6 +11,9 @@ places, both of which raise on a machine without a GPU:
 
 Both are patched only where no accelerator is present: without a GPU the process group is initialised with
 ``gloo`` (when ``nccl`` was asked for) and DDP gets no ``device_ids``. With CUDA nothing changes.
+A GPU that ``nvidia-smi`` lists but torch cannot use (an old driver) is not "no accelerator": the
+launch stops in one line instead of training gloo DDP on the CPU
+(:func:`~mmpose_sam.engine.device_setup_hook.require_usable_gpu`).
 """
 import os
 
@@ -19,6 +22,8 @@ import torch.distributed as torch_dist
 from mmengine.device import is_mlu_available, is_musa_available, is_npu_available
 from mmengine.dist import utils as dist_utils
 from mmengine.model import MMDistributedDataParallel
+
+from .engine.device_setup_hook import require_usable_gpu
 
 _init_dist_pytorch_with_cuda = dist_utils._init_dist_pytorch
 _ddp_init = MMDistributedDataParallel.__init__
@@ -32,6 +37,7 @@ def _has_accelerator() -> bool:
 def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
     if _has_accelerator() or init_backend != 'torch':
         return _init_dist_pytorch_with_cuda(backend, init_backend=init_backend, **kwargs)
+    require_usable_gpu()  # CPU on purpose (CUDA_VISIBLE_DEVICES=) or no GPU at all
     backend = 'gloo' if backend == 'nccl' else backend
     torch_dist.init_process_group(
         backend=backend, rank=int(os.environ['RANK']),

@@ -1,7 +1,13 @@
-"""Shared test set-up: the repo root, small helpers, and thread limits for 2-core machines."""
+"""Shared test set-up: the repo root, small helpers, thread limits for 2-core machines, float32 on
+every CPU, and the trained sample checkpoints (cached across sessions)."""
+import hashlib
+import inspect
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,11 +26,21 @@ SAM_SAMPLE_CONFIG = CONFIG_DIR / 'coco_sample' / \
 THREADS = os.environ.get('MMPOSE_SAM_TEST_THREADS', '2')
 torch.set_num_threads(int(THREADS))
 
+# The same precision on every CPU: mmpose_sam.amp trains in bf16 on CPUs with native bf16
+# (AVX-512-BF16/AMX) and in float32 elsewhere, and optimize_for_inference(dtype='auto') picks
+# likewise. 'off' makes both float32 everywhere, for this process and (through os.environ) every
+# process a test starts; tests about bf16 take the `cpu_amp_mode` fixture, which runs them with
+# 'auto' (native bf16 where the CPU has it) and with 'off' (the float32 fallback forced).
+CPU_AMP_ENV = 'MMPOSE_SAM_CPU_AMP'
+os.environ[CPU_AMP_ENV] = 'off'
+
 
 def subprocess_env(**extra):
-    """Environment for child processes: repo on PYTHONPATH, fixed thread counts, no GPU."""
+    """Environment for child processes: repo on PYTHONPATH, fixed thread counts, no GPU, and
+    this process's ``MMPOSE_SAM_CPU_AMP`` (``off`` unless a test changed it)."""
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, CUDA_VISIBLE_DEVICES='',
+               MMPOSE_SAM_CPU_AMP=os.environ.get(CPU_AMP_ENV, 'off'),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get('PYTHONPATH')])))
     env.update(extra)
     return env
@@ -56,24 +72,41 @@ def _deterministic_seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(params=['auto', 'off'])
+def cpu_amp_mode(request, monkeypatch):
+    """For tests about bf16: runs the test with ``MMPOSE_SAM_CPU_AMP=auto`` (bf16 where this CPU
+    computes in it natively, else the float32 fallback) and ``off`` (the fallback forced)."""
+    monkeypatch.setenv(CPU_AMP_ENV, request.param)
+    return request.param
+
+
 # Trained sample checkpoints -----------------------------------------------------------------
 # Parity checks (ONNX export, optimize_for_inference) compare decoded keypoints, which only mean
 # something where the heatmaps have clear peaks: an untrained network's near-flat maps turn a
-# 1e-6 difference into a different argmax. Both sample models are trained once per test session
-# (TRAINED_EPOCHS epochs each, 3-4 minutes each on 2 cores: at 40 epochs the peaks were still
-# too flat for bf16 parity, a 3.6 px argmax flip at a keypoint of score 0.24); MMPOSE_SAM_TEST_CHECKPOINTS=DIR
-# keeps and reuses them across sessions while developing.
+# 1e-6 difference into a different argmax; accuracy checks (test_trained_accuracy.py, the demo)
+# need a model that has learnt the sample. Both sample models are trained TRAINED_EPOCHS epochs
+# (3-4 minutes each on 2 cores: at 40 epochs the peaks were still too flat for bf16 parity, a
+# 3.6 px argmax flip at a keypoint of score 0.24) and cached in CHECKPOINT_CACHE under a hash of
+# everything the weights depend on (`checkpoint_key`): a change to any of it trains anew, and a
+# checkpoint of other inputs is never used. Old entries are never deleted (another checkout may
+# still want them): `rm -r ~/.cache/mmpose-sam/test-checkpoints` is always safe.
 TRAINED_EPOCHS = 100
+CHECKPOINT_CACHE = Path(os.environ.get('MMPOSE_SAM_TEST_CHECKPOINTS') or
+                        Path.home() / '.cache' / 'mmpose-sam' / 'test-checkpoints')
+# The mmpose_sam code in the key: what computes the weights (the network, its data preprocessor,
+# head and loss; the dataset; the precision) and what writes the checkpoint file. Not in it:
+# loading, the other hooks, runners, inference and export, which change neither the weights of a
+# normal run nor the file (a change there that does must add its file here).
+TRAINING_SOURCES = ('models/', 'datasets/', 'amp.py', 'checkpoint/atomic_save.py',
+                    'engine/checkpoint_hook.py')
 
 
 def train_sample_checkpoint(config: Path, work_dir: Path, epochs: int = TRAINED_EPOCHS) -> Path:
     """Train a sample config from scratch for ``epochs`` epochs in this process; the last
     checkpoint (model, optimizer, ``dataset_meta``, as MMEngine saves it)."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
-    checkpoint = work_dir / f'epoch_{epochs}.pth'
-    if checkpoint.is_file():
-        return checkpoint
+
+    from mmpose_sam.runners import build_runner  # a visualizer of its own (see there)
     cfg = Config.fromfile(str(config))
     cfg.work_dir = str(work_dir)
     cfg.train_cfg.max_epochs = epochs
@@ -83,20 +116,77 @@ def train_sample_checkpoint(config: Path, work_dir: Path, epochs: int = TRAINED_
                                         max_keep_ckpts=1)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
     cfg.randomness = dict(seed=0)
-    Runner.from_cfg(cfg).train()
-    return checkpoint
+    build_runner(cfg).train()
+    return work_dir / f'epoch_{epochs}.pth'
+
+
+def checkpoint_inputs(config: Path) -> dict:
+    """What a trained sample checkpoint depends on, as ``{name: sha256 or version}``: the config
+    as merged with its bases (MMPose's included), the package's TRAINING_SOURCES, the sample data,
+    the training recipe above, the library versions, the device and the precision."""
+    import mmcv
+    import mmengine
+    import mmpose
+    import numpy
+    from mmengine.config import Config
+
+    from mmpose_sam import amp
+
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    cfg = Config.fromfile(str(config)).to_dict()
+    inputs = {'config': digest(json.dumps(cfg, sort_keys=True, default=repr).encode()),
+              'recipe': digest(f'{inspect.getsource(train_sample_checkpoint)}'
+                               f'{TRAINED_EPOCHS}'.encode())}
+    package = ROOT / 'mmpose_sam'
+    for path in sorted(package.rglob('*.py')):
+        name = path.relative_to(package).as_posix()
+        if name.startswith(TRAINING_SOURCES):
+            inputs[f'mmpose_sam/{name}'] = digest(path.read_bytes())
+    for path in sorted(SAMPLE_DIR.glob('*.j*')):  # test_coco.json and the images
+        inputs[f'data/{path.name}'] = digest(path.read_bytes())
+    inputs.update(python=sys.version.split()[0], torch=torch.__version__, mmpose=mmpose.__version__,
+                  mmengine=mmengine.__version__, mmcv=mmcv.__version__, numpy=numpy.__version__,
+                  device='cuda' if torch.cuda.is_available() else 'cpu',
+                  cpu_bf16=amp.cpu_has_native_bf16())
+    return inputs
+
+
+def checkpoint_key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_sample_checkpoint(name: str, config: Path, cache: Path = CHECKPOINT_CACHE) -> Path:
+    """``<cache>/<name>-<key>.pth``, trained first if missing. Training runs in a temporary folder
+    inside ``cache`` and the checkpoint is moved into place only once complete (``os.replace``,
+    atomic on one file system), so an interrupted session leaves nothing that could be used."""
+    inputs = checkpoint_inputs(config)
+    target = cache / f'{name}-{checkpoint_key(inputs)}.pth'
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix=f'.{target.stem}-', dir=cache))
+    try:
+        checkpoint = train_sample_checkpoint(config, work_dir)
+        # What the key was made of, for whoever wonders why a checkpoint was (re)trained.
+        note = work_dir / 'inputs.json'
+        note.write_text(json.dumps(inputs, indent=1, sort_keys=True))
+        os.replace(note, target.with_suffix('.json'))
+        os.replace(checkpoint, target)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return target
 
 
 @pytest.fixture(scope='session')
-def trained_checkpoints(tmp_path_factory):
+def trained_checkpoints():
     """``{'SimpleBaseline': (config, checkpoint), 'SAM': (config, checkpoint)}`` of the two
-    sample configs, trained on the bundled images (see ``train_sample_checkpoint``)."""
-    keep = os.environ.get('MMPOSE_SAM_TEST_CHECKPOINTS')
-    root = Path(keep) if keep else tmp_path_factory.mktemp('trained')
+    sample configs, trained on the bundled images (see ``cached_sample_checkpoint``)."""
     cwd = os.getcwd()
     os.chdir(ROOT)  # the sample configs' data_root is relative to the repo root
     try:
-        return {name: (config, train_sample_checkpoint(config, root / name))
+        return {name: (config, cached_sample_checkpoint(name, config))
                 for name, config in (('SimpleBaseline', SB_SAMPLE_CONFIG),
                                      ('SAM', SAM_SAMPLE_CONFIG))}
     finally:

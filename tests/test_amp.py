@@ -57,3 +57,79 @@ def test_heads_train_and_predict_under_bf16_autocast(head_type, widths):
     assert torch.isfinite(losses['loss_kpt']) and 0 <= float(losses['acc_pose']) <= 1
     assert all(p.grad is not None for p in head.parameters())
     assert preds[0].keypoints.shape == (1, 17, 2) and np.isfinite(preds[0].keypoints).all()
+
+
+# Which precision a CPU trains in (MMPOSE_SAM_CPU_AMP) ---------------------------------------
+
+
+def test_suite_runs_float32_on_every_cpu():
+    """conftest sets MMPOSE_SAM_CPU_AMP=off for this process and the ones it starts."""
+    from conftest import subprocess_env
+    import os
+    assert os.environ['MMPOSE_SAM_CPU_AMP'] == 'off'
+    assert subprocess_env()['MMPOSE_SAM_CPU_AMP'] == 'off'
+    assert amp.cpu_has_native_bf16() is False
+
+
+def test_torch_and_proc_cpuinfo_agree_on_native_bf16(monkeypatch):
+    """``cpu_has_native_bf16`` asks torch's private CPU checks; /proc/cpuinfo must say the same,
+    so that a torch whose checks vanished or answer wrongly shows up here."""
+    flags = amp.cpuinfo_flags()
+    if flags is None:
+        pytest.skip('no /proc/cpuinfo flags on this system')
+    reported = amp.torch_reports_native_bf16()
+    assert reported is not None, 'torch.cpu lost _is_avx512_bf16_supported/_is_amx_tile_supported'
+    assert reported == bool(flags & amp.CPUINFO_BF16_FLAGS), sorted(flags & {
+        'avx512_bf16', 'amx_bf16', 'amx_tile', 'avx512f'})
+    monkeypatch.setenv('MMPOSE_SAM_CPU_AMP', 'auto')
+    assert amp.cpu_has_native_bf16() is reported
+    # Where torch has no check, /proc/cpuinfo answers.
+    monkeypatch.setattr(amp, 'torch_reports_native_bf16', lambda: None)
+    assert amp.cpu_has_native_bf16() is reported
+
+
+def test_cpuinfo_flags_parsing(tmp_path):
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16 amx_tile\n\n')
+    assert amp.cpuinfo_flags(str(cpuinfo)) == {'fpu', 'avx2', 'avx512_bf16', 'amx_tile'}
+    assert amp.cpuinfo_flags(str(tmp_path / 'missing')) is None
+
+
+def test_unknown_cpu_amp_mode_is_one_line(monkeypatch):
+    monkeypatch.setenv('MMPOSE_SAM_CPU_AMP', 'on')
+    with pytest.raises(amp.UserError, match="^MMPOSE_SAM_CPU_AMP must be one of auto, off, "
+                                            "got 'on'$"):
+        amp.cpu_has_native_bf16()
+
+
+def test_amp_optim_wrapper_precision_on_this_cpu(cpu_amp_mode):
+    """Both kinds: ``auto`` autocasts in bf16 where the CPU has it natively (else float32, as
+    ``off`` always does), whatever the config asks for."""
+    from mmpose_sam.amp import AmpOptimWrapper
+    native = cpu_amp_mode == 'auto' and bool(amp.torch_reports_native_bf16())
+    model = torch.nn.Linear(4, 2)
+    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                              dtype='bfloat16')
+    assert wrapper.loss_scaler is None and wrapper.autocast_enabled is native
+    with wrapper.optim_context(model):
+        out = model(torch.ones(1, 4))
+    assert out.dtype == (torch.bfloat16 if native else torch.float32)
+    wrapper.update_params(out.float().sum())  # backward and step in either precision
+
+
+def test_off_turns_native_bf16_off(monkeypatch):
+    """What ``off`` does on a CPU with native bf16 (simulated where this one has none)."""
+    from mmpose_sam.amp import AmpOptimWrapper
+    from mmpose_sam.apis.optimize import resolve_dtype
+    monkeypatch.setattr(amp, 'torch_reports_native_bf16', lambda: True)
+    expected = {'auto': (True, torch.bfloat16, 'bf16'), 'off': (False, torch.float32, 'fp32')}
+    for mode, (native, dtype, inference) in expected.items():
+        monkeypatch.setenv('MMPOSE_SAM_CPU_AMP', mode)
+        model = torch.nn.Linear(4, 2)
+        wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                                  dtype='bfloat16')
+        with wrapper.optim_context(model):
+            out = model(torch.ones(1, 4))
+        assert (amp.cpu_has_native_bf16(), wrapper.autocast_enabled, out.dtype) == \
+            (native, native, dtype), mode
+        assert resolve_dtype('auto', torch.device('cpu')) == inference

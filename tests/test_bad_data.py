@@ -79,6 +79,41 @@ def test_clean_sample_builds_silently(sample, logged):
     assert logged == []
 
 
+def no_labelled_keypoints(data):
+    for annotation in data['annotations']:
+        annotation.update(num_keypoints=0, keypoints=[0] * 51)
+
+
+@pytest.mark.parametrize('edit, test_mode, problem', [
+    (no_labelled_keypoints, False, 'nothing to train on: it holds 4 images, 14 annotations, 0 '
+     'of them a person with a labelled keypoint; training needs people with num_keypoints > 0 '
+     'that are not iscrowd (MMPose drops the rest)'),
+    (lambda data: data.update(annotations=[]), False, 'nothing to train on: it holds 4 images, '
+     '0 annotations, 0 of them a person with a labelled keypoint; training needs people with '
+     'num_keypoints > 0 that are not iscrowd (MMPose drops the rest)'),
+    (lambda data: data.update(annotations=[]), True,
+     'nothing to evaluate: it holds 4 images, 0 annotations, 0 of them a person with a labelled '
+     'keypoint'),
+])
+def test_data_with_nothing_to_use_is_one_line(sample, edit, test_mode, problem):
+    """Without this, MMEngine fails in numpy: `need at least one array to concatenate`."""
+    edit_json(sample / ANN_FILE, edit)
+    with pytest.raises(DatasetError) as error:
+        build(sample, test_mode=test_mode)
+    assert str(error.value) == f'{sample}/{ANN_FILE}: {problem}'
+
+
+def test_detections_with_nothing_to_evaluate_is_one_line(sample):
+    edit_json(sample / DET_FILE, lambda dets: [d.update(score=0.01) for d in dets])
+    with pytest.raises(DatasetError) as error:
+        build(sample, test_mode=True, bbox_file=f'{sample}/{DET_FILE}',
+              filter_cfg=dict(bbox_score_thr=0.3))
+    assert str(error.value) == (
+        f'{sample}/{DET_FILE}: nothing to evaluate: no detection scoring at least '
+        f'bbox_score_thr=0.3 in an image of {sample}/{ANN_FILE} (4 images, 14 annotations, 12 of '
+        'them a person with a labelled keypoint)')
+
+
 def test_truncated_json_names_file_line_and_column(sample):
     (sample / ANN_FILE).write_bytes((SAMPLE_DIR / ANN_FILE).read_bytes()[:30000])
     with pytest.raises(DatasetError) as error:

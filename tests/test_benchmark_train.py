@@ -5,12 +5,17 @@ fast either is: speed targets belong to the benchmark's own output (on a GPU), n
 """
 import json
 import math
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_python
+from conftest import SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
 from test_configs import EXPECTED_PARAMS
+
+SAM_CONFIG = (Path(__file__).resolve().parents[1] / 'configs' / 'body_2d_keypoint' /
+              'topdown_heatmap' / 'coco' / 'td-hm_sam-res50-seq3x3_8xb64-210e_coco-256x192.py')
 
 
 class _FakeRunner:
@@ -32,14 +37,17 @@ def _train(hook, iters, batch_size=4):
     return runner
 
 
-def test_hook_counts_only_the_samples_after_warmup():
-    from mmpose_sam.engine import TrainThroughputHook
+def test_hook_counts_only_the_samples_after_warmup(monkeypatch):
+    from mmpose_sam.engine import TrainThroughputHook, throughput_hook
+    # The clock is read twice: when warm-up iteration 3 ends, and at the end of training.
+    readings = iter([100.0, 102.5])
+    monkeypatch.setattr(throughput_hook, 'synchronized_clock', lambda: next(readings))
     hook = TrainThroughputHook(warmup_iters=3)
     runner = _train(hook, iters=10, batch_size=4)
-    assert hook.samples == (10 - 3) * 4
-    assert hook.seconds > 0 and hook.samples_per_second == hook.samples / hook.seconds
-    assert runner.messages[-1].startswith('training throughput: ')
-    assert '28 samples in' in runner.messages[-1]
+    assert hook.samples == (10 - 3) * 4 and hook.seconds == 2.5
+    assert hook.samples_per_second == pytest.approx(11.2)  # 28 samples in 2.5 s
+    assert runner.messages[-1] == ('training throughput: 11.2 samples/s (28 samples in 2.50 s '
+                                   'after 3 warm-up iterations, data loading included)')
 
 
 def test_hook_says_when_training_ended_within_warmup():
@@ -93,7 +101,107 @@ def test_benchmark_writes_both_models_in_both_settings(tmp_path):
         assert row['params'] == EXPECTED_PARAMS[('simplebaseline', 50) if row['model'] ==
                                                 'SimpleBaseline' else ('sam-seq3x3', 50)]
         assert row['model_only_profile_top_ops'] and row['syncs_per_iteration'] == 'no GPU'
+        if row['setting'] == 'fast':  # what we ship: our AMP wrapper, every custom hook
+            assert row['optim_wrapper'].startswith('mmpose_sam.amp.')
+            assert {'DivergenceHook', 'PreemptionHook', 'ChannelsLastHook'} <= set(
+                row['custom_hooks'])
+        else:  # float32 without a GPU, MMPose's hooks
+            assert row['optim_wrapper'] == 'mmengine.optim.optimizer.optimizer_wrapper.OptimWrapper'
+            assert row['custom_hooks'] == ['SyncBuffersHook']
+    assert report['skipped'] == []
     assert (tmp_path / 'fast_sam' / 'profile' / 'trace.json').is_file()
+
+
+def _dry_run_output(stdout):
+    """``{'setting/model': (printed config text, summary line)}`` from ``--dry-run``'s output."""
+    found = {}
+    for match in re.finditer(r'^----- config (\S+) \(as on a GPU\) -----\n(.*?)\n'
+                             r'----- end of config \1 -----$', stdout, re.M | re.S):
+        summary = re.search(rf'^\[benchmark_train\] dry run {re.escape(match[1])} \(as on a GPU\): '
+                            r'(.*)$', stdout, re.M)
+        found[match[1]] = (match[2], summary[1] if summary else None)
+    return found
+
+
+def test_dry_run_prints_and_builds_every_gpu_config(tmp_path):
+    """The GPU branch of both settings, on the CPU: each config as a GPU run would build it goes
+    through cfg.pretty_text (a class object in it failed in yapf on the H200, before any
+    measurement) and Runner.from_cfg; the printed text is a config MMEngine reads back."""
+    from mmengine.config import Config
+    from mmpose_sam.analysis import load_config
+    shipped = load_config(SAM_CONFIG)  # both COCO configs share their optim_wrapper and hooks
+    proc = run_python(['tools/benchmark_train.py', '--dry-run', '--as-if-gpu', '--batch-size', '2',
+                       '--num-workers', '1', '--work-dir', tmp_path], timeout=600)
+    found = _dry_run_output(proc.stdout)
+    assert sorted(found) == ['fast/SAM', 'fast/SimpleBaseline', 'mmpose/SAM',
+                             'mmpose/SimpleBaseline']
+    for key, (text, summary) in found.items():
+        cfg = Config.fromstring(text, '.py')
+        setting = key.split('/')[0]
+        hooks = [h['type'] for h in cfg.custom_hooks]
+        assert summary and 'runner built (hooks: ' in summary and 'nothing trained' in summary
+        assert 'train data loader built: ' in summary
+        if setting == 'fast':  # our configs' own AMP, and every custom hook we ship
+            assert cfg.optim_wrapper.type == shipped.optim_wrapper.type != 'MMEngineAmpOptimWrapper'
+            assert cfg.optim_wrapper.dtype == 'bfloat16'
+            assert hooks == [h['type'] for h in shipped.custom_hooks]
+            assert {'SyncBuffersHook', 'ChannelsLastHook', 'DivergenceHook',
+                    'PreemptionHook'} <= set(hooks)
+            assert cfg.default_hooks.runtime_info.type == 'LazyRuntimeInfoHook'
+            assert 'optim wrapper built: mmpose_sam.amp.' in summary
+            assert 'DivergenceHook' in summary.split('runner built (hooks: ')[1]
+        else:  # MMEngine's own AMP (by a registry name), MMPose's runtime and hooks
+            assert cfg.optim_wrapper.type == 'MMEngineAmpOptimWrapper'
+            assert cfg.optim_wrapper.dtype == 'bfloat16'
+            assert hooks == ['SyncBuffersHook']
+            assert cfg.default_hooks.runtime_info.type == 'RuntimeInfoHook'
+            assert 'MMEngineAmpOptimWrapper NOT built on this CPU' in summary
+            assert 'plain OptimWrapper instead: Adam' in summary
+    assert 'every config printed and built; nothing measured' in proc.stdout
+    assert not list(tmp_path.rglob('throughput.*'))
+
+
+def test_mmpose_setting_has_mmposes_own_hooks_and_amp():
+    """The 'mmpose' setting's custom hooks are MMPose's default_runtime.py's, and its AMP is
+    MMEngine's own class (ours is registered under MMEngine's name)."""
+    import mmpose
+    from mmengine.config import Config
+    from mmengine.optim import AmpOptimWrapper
+    from mmengine.registry import OPTIM_WRAPPERS
+    from conftest import load_tool
+    tool = load_tool('benchmark_train')
+    runtime = Config.fromfile(str(Path(mmpose.__file__).parent / '.mim' / 'configs' / '_base_' /
+                                  'default_runtime.py'))
+    assert tool.MMPOSE_CUSTOM_HOOKS == runtime.custom_hooks
+    assert OPTIM_WRAPPERS.get(tool.register_mmengine_amp()) is AmpOptimWrapper
+    assert tool.register_mmengine_amp() == 'MMEngineAmpOptimWrapper'  # a second call: no error
+
+
+def test_time_limit_skips_the_rows_that_would_not_fit(tmp_path):
+    """The first row always runs; with 1 s allowed, the next is skipped and said to be, in the
+    output, the JSON and the table (the 128x96 sample configs: cheaper steps)."""
+    out = tmp_path / 'throughput.md'
+    proc = run_python(['tools/benchmark_train.py', '--settings', 'fast', '--time-limit', '1',
+                       '--sb-config', SB_SAMPLE_CONFIG, '--sam-config', SAM_SAMPLE_CONFIG,
+                       '--iters', '1', '--warmup', '1', '--model-only-iters', '1',
+                       '--model-only-warmup', '1', '--batch-size', '2', '--num-workers', '0',
+                       '--work-dir', tmp_path, '--out', out], timeout=600)
+    assert re.search(r'time limit: \d+ s of 1 s used and the next row would take about \d+ s: '
+                     r'skipped fast/SAM$', proc.stdout, re.M)
+    report = json.loads(out.with_suffix('.json').read_text())
+    assert list(report['rows']) == ['fast/SimpleBaseline'] and report['skipped'] == ['fast/SAM']
+    table = out.read_text()
+    assert list(_rows(table))[:1] == [('SimpleBaseline', 'fast')]
+    assert 'Skipped for the time limit (1 s): fast/SAM' in table
+
+
+def test_row_estimate_goes_by_the_same_setting_first():
+    from conftest import load_tool
+    estimate = load_tool('benchmark_train').row_estimate
+    rows = {'fast/SimpleBaseline': dict(setting='fast', row_s=40.)}
+    assert estimate({}, 'fast') == 0  # the first row always runs
+    assert estimate(rows, 'fast') == 50.
+    assert estimate(rows, 'mmpose') == 80.  # MMPose's runtime: no row of its own yet
 
 
 def test_benchmark_rejects_zero_iterations():

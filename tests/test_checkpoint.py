@@ -1,12 +1,19 @@
-"""Checkpoint I/O: MMEngine's loaders replaced by ours, atomic saves with the usual file mode, and a
-training killed (kill -9) while saving resumes from the last complete checkpoint.
+"""Checkpoint I/O: MMEngine's loaders replaced by ours, atomic saves with the usual file mode, a
+training killed (kill -9) while saving resumes from the last complete checkpoint, and a full disk
+during a save is one line (the file, the space needed and free, the intact checkpoint), after which
+--resume goes on.
 
-Safe loading is in tests/test_safe_loading.py, the fit check in tests/test_checkpoint_fit.py.
+Safe loading is in tests/test_safe_loading.py, the fit check in tests/test_checkpoint_fit.py,
+checkpoints cut short in tests/test_untrusted_files.py.
 """
+import errno
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +25,9 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, save_
 
 import mmpose_sam  # noqa: F401  (registers the loaders and the storage backend)
 from conftest import SB_SAMPLE_CONFIG, run_python
-from mmpose_sam.checkpoint import CheckpointNotFoundError
+from mmpose_sam.checkpoint import CheckpointNotFoundError, DiskFullError
+from mmpose_sam.checkpoint import atomic_save
+from mmpose_sam.checkpoint.integrity import human_size
 
 # What MMEngine's runner pickles beside tensors: numpy scalars and dtypes in the message hub.
 CHECKPOINT = {
@@ -162,6 +171,179 @@ def test_kill_9_while_saving_then_resume(tmp_path):
     from mmpose_sam.mmpose_tools import mmpose_tool_path
     proc = run_python([mmpose_tool_path('train.py'), SB_SAMPLE_CONFIG, '--work-dir', work,
                        '--resume', '--cfg-options', *QUICK])
+    assert 'resumed epoch: 1, iter: 1' in proc.stdout + proc.stderr
+    resumed = _load_checkpoint(str(work / 'epoch_2.pth'))
+    assert (resumed['meta']['epoch'], resumed['meta']['iter']) == (2, 2)
+
+
+# A full disk during a save ---------------------------------------------------------------------
+Usage = namedtuple('Usage', 'total used free')
+FREE = 12 * 2**20
+
+
+class FillsUp:
+    """A file object from ``os.fdopen`` that writes ``room`` bytes, then fails as a full disk."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            self.file.write(bytes(data[:self.room]))
+            self.file.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+@pytest.fixture
+def fill_disk(monkeypatch):
+    """Call it, and saves write 100 bytes, then fail with ENOSPC; ``shutil.disk_usage`` reports
+    12 MiB free."""
+    fdopen = os.fdopen
+
+    def fill():
+        monkeypatch.setattr(atomic_save.os, 'fdopen',
+                            lambda fd, mode: FillsUp(fdopen(fd, mode), 100))
+        monkeypatch.setattr(atomic_save.shutil, 'disk_usage', lambda path: Usage(1, 1, FREE))
+
+    return fill
+
+
+def saved_size(checkpoint) -> int:
+    import io
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    return len(buffer.getvalue())
+
+
+@pytest.mark.parametrize('before', ['last_checkpoint', 'same name', 'nothing'])
+def test_full_disk_is_one_line_and_keeps_what_was_there(tmp_path, fill_disk, before):
+    epoch_1, epoch_2 = tmp_path / 'epoch_1.pth', tmp_path / 'epoch_2.pth'
+    if before != 'nothing':
+        save_checkpoint(CHECKPOINT, str(epoch_1))  # before the disk filled up
+        (tmp_path / 'last_checkpoint').write_text(str(epoch_1))
+    target = epoch_1 if before == 'same name' else epoch_2
+    good = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    fill_disk()
+    new = {**CHECKPOINT, 'meta': {'epoch': 3}}
+    with pytest.raises(DiskFullError) as error:
+        save_checkpoint(new, str(target))
+    intact = {'last_checkpoint': f'the last good checkpoint, {epoch_1}, is intact',
+              'same name': 'the previous epoch_1.pth is intact',
+              'nothing': f'there is no earlier checkpoint in {tmp_path}'}[before]
+    assert str(error.value) == (
+        f'{target}: not saved: No space left on device (the file needs '
+        f'{human_size(saved_size(new))}, {human_size(FREE)} free in {tmp_path}); {intact}')
+    assert isinstance(error.value, OSError) and error.value.errno == errno.ENOSPC
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == good  # no partial file
+
+
+# MMPose's tools/train.py whose epoch-2 checkpoint meets a full disk: on a real (tmpfs) file
+# system filled up just before that save when the test may mount one (root), else with ENOSPC
+# injected at the write, after part of the bytes.
+FULL_DISK_TRAIN = '''
+import errno, os, sys
+import mmpose_sam
+from mmpose_sam.checkpoint import atomic_save
+from mmpose_sam.mmpose_tools import run_mmpose_tool
+filler = os.environ.get('FILLER')
+put, fdopen = atomic_save.AtomicLocalBackend.put, os.fdopen
+
+class FillsUp:
+    def __init__(self, file):
+        self.file = file
+    def write(self, data):
+        self.file.write(bytes(data[:len(data) // 3]))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self.file.close()
+
+def put_on_a_full_disk(self, obj, filepath):
+    if not str(filepath).endswith('epoch_2.pth'):
+        return put(self, obj, filepath)
+    if filler:  # leave 1 MiB: the kernel refuses the rest
+        stats = os.statvfs(os.path.dirname(filler))
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.posix_fallocate(fd, 0, stats.f_bavail * stats.f_frsize - 2**20)
+        os.close(fd)
+        return put(self, obj, filepath)
+    os.fdopen = lambda fd, mode: FillsUp(fdopen(fd, mode))
+    try:
+        return put(self, obj, filepath)
+    finally:
+        os.fdopen = fdopen
+
+atomic_save.AtomicLocalBackend.put = put_on_a_full_disk
+run_mmpose_tool('train.py', sys.argv[1:])
+'''
+# The sample config's max_keep_ckpts=1: our CheckpointHook removes epoch_1.pth only after
+# epoch_2.pth is saved.
+TWO_EPOCHS = ['train_cfg.max_epochs=2', 'train_cfg.val_interval=100',
+              'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
+              'default_hooks.logger.interval=1']
+
+
+@pytest.fixture(params=['tmpfs', 'injected'])
+def small_disk(request, tmp_path):
+    """``'tmpfs'``: a 1.5 GiB tmpfs (memory is used only for what is written; the sample's
+    checkpoints are 390 MiB), skipped unless this process may mount one (root); unmounted
+    afterwards. ``'injected'``: ``None``, the fault is injected at the write."""
+    if request.param == 'injected':
+        yield None
+        return
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    mounted = (sys.platform.startswith('linux') and hasattr(os, 'geteuid') and os.geteuid() == 0
+               and shutil.which('mount') and subprocess.run(
+                   ['mount', '-t', 'tmpfs', '-o', 'size=1536m', 'tmpfs', str(disk)],
+                   capture_output=True).returncode == 0)
+    if not mounted:
+        pytest.skip('cannot mount a tmpfs here (needs root); the injected fault runs instead')
+    yield disk
+    subprocess.run(['umount', '-l', str(disk)], check=False)
+
+
+def test_full_disk_while_training_then_resume(tmp_path, small_disk):
+    work = (small_disk or tmp_path) / 'work'
+    filler = (small_disk / 'filler') if small_disk else None
+    script = tmp_path / 'full_disk_train.py'
+    script.write_text(FULL_DISK_TRAIN)
+    proc = run_python([script, SB_SAMPLE_CONFIG, '--work-dir', work, '--cfg-options', *TWO_EPOCHS],
+                      check=False, **({'FILLER': str(filler)} if filler else {}))
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    print(f'{"tmpfs" if filler else "injected ENOSPC"}: {last}')
+    size = r'[0-9.]+ [KMG]iB \([0-9,]+ bytes\)|[0-9]+ bytes'
+    folder = re.escape(str(work))
+    assert re.fullmatch(
+        rf'error: {folder}/epoch_2\.pth: not saved: No space left on device \(the file needs '
+        rf'(?P<needed>{size}), (?P<free>{size}) free in {folder}\); the last good checkpoint, '
+        rf'{folder}/epoch_1\.pth, is intact', last), last
+    # Nothing partial, nothing lost: epoch_1.pth is what --resume reads, and it loads.
+    assert sorted(p.name for p in work.iterdir() if p.is_file() and p.suffix != '.py') == \
+        ['epoch_1.pth', 'last_checkpoint']  # no epoch_2.pth, no hidden temporary file
+    assert Path((work / 'last_checkpoint').read_text()).name == 'epoch_1.pth'
+    assert _load_checkpoint(str(work / 'epoch_1.pth'))['meta']['epoch'] == 1
+
+    if filler:
+        filler.unlink()  # space freed, as a user would
+    from mmpose_sam.mmpose_tools import mmpose_tool_path
+    proc = run_python([mmpose_tool_path('train.py'), SB_SAMPLE_CONFIG, '--work-dir', work,
+                       '--resume', '--cfg-options', *TWO_EPOCHS])
     assert 'resumed epoch: 1, iter: 1' in proc.stdout + proc.stderr
     resumed = _load_checkpoint(str(work / 'epoch_2.pth'))
     assert (resumed['meta']['epoch'], resumed['meta']['iter']) == (2, 2)

@@ -143,7 +143,7 @@ RUNTIME_ADDITIONS = {
     'optim_wrapper.type', 'optim_wrapper.dtype', 'env_cfg.cudnn_benchmark',
     'model.data_preprocessor.type', 'model.data_preprocessor.non_blocking',
     'model.train_cfg.compute_acc', 'default_hooks.runtime_info.type',
-    'custom_hooks[1].type', 'custom_hooks[2].type', 'custom_hooks[3].type',
+    *(f'custom_hooks[{i}].type' for i in range(5)),
     'fast_loader.num_workers', 'fast_loader.persistent_workers', 'fast_loader.pin_memory',
     'checked_dataset.type', 'train_dataloader.collate_fn.type',
     *(f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')

@@ -1,7 +1,6 @@
 """A day-long run survives divergence and preemption: real training processes on the bundled
 sample (README "When things go wrong")."""
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import torch
 from mmpose_sam.engine import DivergenceError, DivergenceHook
 
 from conftest import ROOT, SB_SAMPLE_CONFIG, run_python, subprocess_env
+from helpers_preemption import PREEMPT_OPTS, same_weights, with_tests_on_path, write_config
 
 TRAIN = [ROOT / 'tools' / 'train.py', SB_SAMPLE_CONFIG]
 
@@ -105,69 +105,72 @@ def test_arguments_are_checked():
 
 
 # Preemption ------------------------------------------------------------------------------------
-# batch 4: 3 iterations an epoch, so that a signal can land inside an epoch.
-PREEMPT_OPTS = ['--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=100',
-                'default_hooks.logger.interval=1', 'train_dataloader.batch_size=4',
-                'randomness.seed=0', 'default_hooks.checkpoint.interval=1']
+# The child signals itself at a chosen iteration (helpers_preemption.PreemptAt): no race between
+# the test reading the log and the training going on.
+def train(work_dir, config=SB_SAMPLE_CONFIG, extra=()):
+    """Run tools/train.py in a session of its own (PreemptAt signals its whole process group);
+    its exit status and log."""
+    proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'train.py'), str(config),
+                           '--work-dir', str(work_dir), *extra, *PREEMPT_OPTS], cwd=ROOT,
+                          env=with_tests_on_path(subprocess_env()), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=600,
+                          start_new_session=True)
+    return proc.returncode, proc.stdout
 
 
-def train_until(work_dir, signum=None, after_line=None, extra=()):
-    """Run tools/train.py; with ``signum``, send it once ``after_line`` shows in its log."""
-    proc = subprocess.Popen([sys.executable, *map(str, TRAIN), '--work-dir', str(work_dir),
-                             *extra, *PREEMPT_OPTS], cwd=ROOT, env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = []
-    for line in proc.stdout:
-        log.append(line)
-        if signum and after_line in line:
-            proc.send_signal(signum)
-            signum = None
-    return proc.wait(timeout=600), ''.join(log)
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+    """The final checkpoint of the sample trained without interruption."""
+    work_dir = tmp_path_factory.mktemp('whole')
+    status, log = train(work_dir)
+    assert status == 0, log[-3000:]
+    return work_dir / 'epoch_2.pth'
 
 
-def state_dict(path):
-    return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
-
-
-@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
-                         ids=['SIGTERM', 'SIGINT'])
-def test_signal_saves_and_resume_continues_exactly(tmp_path, signum, status):
-    stopped, log = train_until(tmp_path / 'run', signum, 'Epoch(train) [1][1/3]')
-    assert stopped == status
-    saved = [line for line in log.splitlines() if 'training stopped by' in line]
-    name = signal.Signals(signum).name
-    assert len(saved) == 1 and saved[0].split(' - INFO - ')[1].startswith(
-        f'training stopped by {name} after iteration ')
-    iteration = int(saved[0].split('after iteration ')[1].split()[0])
-    assert 1 <= iteration < 3  # inside the first epoch
-    checkpoint = tmp_path / 'run' / f'iter_{iteration}.pth'
-    assert saved[0].endswith(f'(epoch 1): saved {checkpoint}; continue with --resume')
+@pytest.mark.parametrize('signum,status,repeat',
+                         [('SIGTERM', 143, 'SIGTERM'), ('SIGINT', 130, None)],
+                         ids=['SIGTERM-twice', 'SIGINT'])
+def test_signal_saves_and_resume_continues_exactly(tmp_path, uninterrupted, signum, status, repeat):
+    """SIGTERM comes twice, the second time in the middle of a slowed save (a launcher forwarding
+    it, a cluster sending it again): the save is kept."""
+    config = write_config(tmp_path / 'preempt.py', SB_SAMPLE_CONFIG, iteration=2, signum=signum,
+                          save_delay=2.0 if repeat else 0.0, repeat=repeat)
+    stopped, log = train(tmp_path / 'run', config)
+    assert stopped == status, log[-3000:]
+    checkpoint = tmp_path / 'run' / 'iter_2.pth'
+    saved = [line.split(' - INFO - ')[1] for line in log.splitlines()
+             if 'training stopped by' in line]
+    assert saved == [f'training stopped by {signum} after iteration 2 (epoch 1): saved '
+                     f'{checkpoint}; continue with --resume']
+    assert ('PreemptionHook: ignored 1 further SIGTERM' in log) == bool(repeat)
     assert (tmp_path / 'run' / 'last_checkpoint').read_text() == str(checkpoint)
     meta = torch.load(checkpoint, map_location='cpu', weights_only=False)
-    assert (meta['meta']['epoch'], meta['meta']['iter']) == (0, iteration)
+    assert (meta['meta']['epoch'], meta['meta']['iter']) == (0, 2)
     assert {'optimizer', 'param_schedulers', 'message_hub'} <= set(meta)
 
-    resumed, log = train_until(tmp_path / 'run', extra=['--resume'])
-    assert resumed == 0
-    assert f'resumed epoch: 0, iter: {iteration}' in log
-    assert f'skipping its {iteration} batches trained before the interruption' in log
+    resumed, log = train(tmp_path / 'run', extra=['--resume'])
+    assert resumed == 0, log[-3000:]
+    assert 'resumed epoch: 0, iter: 2' in log
+    assert 'skipping its 2 batches trained before the interruption' in log
+    assert same_weights(tmp_path / 'run' / 'epoch_2.pth', uninterrupted)
 
-    whole, _ = train_until(tmp_path / 'whole')
-    assert whole == 0
-    a, b = state_dict(tmp_path / 'run' / 'epoch_2.pth'), state_dict(tmp_path / 'whole' /
-                                                                      'epoch_2.pth')
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+def test_second_sigint_stops_at_once(tmp_path):
+    """Ctrl-C twice: the second one, in the middle of the save, stops without it."""
+    config = write_config(tmp_path / 'preempt.py', SB_SAMPLE_CONFIG, iteration=2,
+                          signum='SIGINT', save_delay=2.0, repeat='SIGINT')
+    stopped, log = train(tmp_path, config)
+    # A KeyboardInterrupt traceback. Plain Python would then kill itself with SIGINT (a shell
+    # says 130); once torch._dynamo is imported (torchvision does) it exits with status 1.
+    assert stopped in (1, -signal.SIGINT), log[-3000:]
+    assert 'KeyboardInterrupt' in log and 'training stopped by' not in log
+    assert not (tmp_path / 'iter_2.pth').exists() and not (tmp_path / 'last_checkpoint').exists()
 
 
 def test_kill_9_then_resume_still_works(tmp_path):
     """No hook can act on SIGKILL: the last epoch checkpoint is what --resume takes."""
-    proc = subprocess.Popen([sys.executable, *map(str, TRAIN), '--work-dir', str(tmp_path),
-                             *PREEMPT_OPTS], cwd=ROOT, env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        if 'Epoch(train) [2][1/3]' in line:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
-    resumed, log = train_until(tmp_path, extra=['--resume'])
+    config = write_config(tmp_path / 'kill.py', SB_SAMPLE_CONFIG, iteration=4, signum='SIGKILL')
+    killed, log = train(tmp_path, config)  # in the first iteration of epoch 2
+    assert killed == -signal.SIGKILL, log[-3000:]
+    resumed, log = train(tmp_path, extra=['--resume'])
     assert resumed == 0 and 'resumed epoch: 1, iter: 3' in log

@@ -46,14 +46,31 @@ def test_bf16_keypoints_within_1px_mean_3px_max(trained, people):
     same numbers as AMX or a GPU would, only slowly."""
     model, reference = trained
     fast = optimize_for_inference(copy.deepcopy(model), dtype='bf16')
+    decoded = record_decoded_dtypes(fast)
     keypoints = benchmark.predicted_keypoints(fast, people)
     deviation = benchmark.keypoint_deviation(reference, keypoints)
     assert deviation['mean_px'] <= 1 and deviation['max_px'] <= 3, deviation
-    assert keypoints.dtype == np.float32  # decoding got float32 heatmaps
+    # Decoding got float32 heatmaps: checked where the head hands them over, since MMPose's
+    # to_numpy (patched by mmpose_sam.amp) upcasts bf16 before any numpy dtype could tell.
+    assert decoded == {torch.float32}, decoded
 
 
-def test_auto_picks_bf16_only_where_it_is_native(monkeypatch):
+def record_decoded_dtypes(model) -> set:
+    """The dtypes of the heatmaps ``model.head.decode`` receives from now on."""
+    dtypes, decode = set(), model.head.decode
+
+    def recording_decode(batch_outputs):
+        dtypes.add(batch_outputs.dtype)
+        return decode(batch_outputs)
+
+    model.head.decode = recording_decode
+    return dtypes
+
+
+def test_auto_picks_bf16_only_where_it_is_native(monkeypatch, cpu_amp_mode):
     from mmpose_sam import amp
+    native = cpu_amp_mode == 'auto' and bool(amp.torch_reports_native_bf16())
+    assert resolve_dtype('auto', torch.device('cpu')) == ('bf16' if native else 'fp32')
     monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: False)
     assert resolve_dtype('auto', torch.device('cpu')) == 'fp32'
     monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: True)

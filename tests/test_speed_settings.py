@@ -71,7 +71,8 @@ def test_speed_settings_are_on_in_every_config(config):
     assert cfg.default_hooks.runtime_info.type == 'LazyRuntimeInfoHook'
     assert cfg.env_cfg.cudnn_benchmark is True
     hooks = [h['type'] for h in cfg.custom_hooks]
-    assert hooks == ['SyncBuffersHook', 'ChannelsLastHook', 'DivergenceHook', 'PreemptionHook']
+    assert hooks == ['DeviceSetupHook', 'SyncBuffersHook', 'ChannelsLastHook', 'DivergenceHook',
+                     'PreemptionHook']
 
 
 # bf16 AMP ------------------------------------------------------------------------------------

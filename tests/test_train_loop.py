@@ -80,10 +80,11 @@ def test_mim_train_one_iteration_and_test(tmp_path):
 
 
 def test_ddp_two_cpu_processes_gloo(tmp_path):
-    """`--launcher pytorch` with 2 processes: the multi-GPU / multi-node code path, on CPU."""
+    """`--launcher pytorch` with 2 processes: the multi-GPU / multi-node code path, on CPU.
+    ``--standalone``: torchrun picks a free port itself, so parallel runs never collide."""
     work = tmp_path / 'ddp'
     proc = run_python(
-        ['-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29517',
+        ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
          ROOT / 'tools' / 'train.py', SB_SAMPLE_CONFIG, '--launcher', 'pytorch', '--work-dir',
          work, '--cfg-options', 'train_cfg.max_epochs=1', *SHORT],
         OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')

@@ -1,8 +1,9 @@
 """Training throughput of SAM and SimpleBaseline, with and without the speed settings, in one run.
 
     python tools/benchmark_train.py [--settings mmpose fast] [--iters 100] [--warmup 20]
-        [--model-only-iters 50] [--batch-size 64] [--num-workers 8] [--profile] [--sync-check]
-        [--sam-config C --sb-config C] [--work-dir outputs/benchmark_train] [--out PATH]
+        [--model-only-iters 50] [--model-only-warmup 5] [--batch-size 64] [--num-workers 8]
+        [--profile [--profile-steps 5]] [--sync-check] [--sam-config C --sb-config C]
+        [--work-dir outputs/benchmark_train] [--out PATH] [--time-limit S] [--dry-run [--as-if-gpu]]
 
 A benchmark, not a test: it reports numbers and asserts nothing about them. For each setting and
 each model (SimpleBaseline first), one after the other in this process:
@@ -12,17 +13,24 @@ each model (SimpleBaseline first), one after the other in this process:
    config's own augmenting pipeline. :class:`mmpose_sam.engine.TrainThroughputHook` times the
    iterations after the warm-up, data loading included; the data-time share is MMEngine's
    ``data_time`` (the main process waiting for the next batch) over the iteration time.
-2. **model only**: the same model and optimizer wrapper then train ``--model-only-iters`` steps on
-   one batch already on the device (data preprocessor, forward, loss, backward, optimizer step).
+2. **model only**: the same model and optimizer wrapper then train ``--model-only-iters`` steps
+   (after ``--model-only-warmup`` untimed ones) on one batch already on the device (data
+   preprocessor, forward, loss, backward, optimizer step).
 
 Settings (README "Training speed"):
 
 - ``mmpose``: MMPose's own runtime as it ships, with MMEngine's bf16 AMP (its ``GradScaler``
   included) and cuDNN autotuning: ``pseudo_collate``, ``PoseDataPreprocessor``, ``acc_pose`` in
-  numpy, ``RuntimeInfoHook``, NCHW. This is what the first GPU measurement ran;
-- ``fast``: our configs as they are: bf16 AMP without loss scaling, channels_last, stacked
-  batches in pinned memory copied asynchronously, ``acc_pose`` on the device, outputs read back
-  once per log interval, cuDNN autotuning.
+  numpy, ``RuntimeInfoHook``, NCHW, ``CocoDataset``, and MMPose's one custom hook
+  (``SyncBuffersHook``). This is what the first GPU measurement ran;
+- ``fast``: our configs as they are, what we ship: bf16 AMP without loss scaling, channels_last,
+  stacked batches in pinned memory copied asynchronously, ``acc_pose`` on the device, outputs
+  read back once per log interval, cuDNN autotuning, and every custom hook the configs list
+  (``SyncBuffersHook``, ``ChannelsLastHook``, ``DivergenceHook``, ``PreemptionHook``, ...) with
+  ``LazyRuntimeInfoHook``, so that their cost is in the numbers.
+
+Both settings use the benchmark's own data (the sample), schedule (constant learning rate,
+iteration-based, no validation) and no checkpoint hook; nothing else is changed.
 
 Without a GPU both run in float32 (CPU autocast is bf16-only, and emulated on most CPUs).
 Each row also has the runner's start-up, split into building the runner, getting to the first
@@ -33,6 +41,18 @@ markdown table is rewritten after every measurement, so a run cut short keeps wh
 ``--profile`` adds a torch.profiler trace of a few model-only steps per row (top ops printed,
 Chrome trace written); ``--sync-check`` records every host-device synchronisation during a few
 end-to-end iterations on a GPU (``torch.cuda.set_sync_debug_mode``) and lists where each came from.
+
+``--time-limit S`` starts no row that would not end within S seconds of the start of the run
+(judged by the longest row of its setting so far plus a quarter, else twice the longest row; the
+first row always runs), and says which rows it skipped, in its output, the JSON and the table: the
+device check (``tools/device/gpu_check.sh``) gives it what its time budget has left.
+
+``--dry-run`` measures nothing: for each setting and model it builds the config the run would
+train, prints ``cfg.pretty_text`` (what MMEngine's runner logs first), builds the runner
+(``Runner.from_cfg``), the optimizer wrapper and the training data loader, and exits.
+``--as-if-gpu`` (with ``--dry-run``) builds each config as a GPU run would, on a machine without
+one. What a CPU cannot build then (MMEngine's ``AmpOptimWrapper`` asserts a GPU when it is built)
+is said in the output, and its optimizer is built in a plain ``OptimWrapper`` instead.
 """
 import argparse
 import gc
@@ -55,6 +75,12 @@ SB_CONFIG = COCO_DIR / 'td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py'
 SAM_CONFIG = COCO_DIR / 'td-hm_sam-res50-seq3x3_8xb64-210e_coco-256x192.py'
 SAMPLE_ROOT = ROOT / 'data' / 'coco_sample'
 SETTINGS = ('mmpose', 'fast')
+# MMPose 1.3.2's configs/_base_/default_runtime.py (tests/test_benchmark_train.py compares).
+MMPOSE_CUSTOM_HOOKS = [dict(type='SyncBuffersHook')]
+# MMEngine's own AmpOptimWrapper, under a name of this tool's: mmpose_sam.amp registers ours
+# under MMEngine's name 'AmpOptimWrapper'. A config holds a registry name, never a class (a class
+# object makes cfg.pretty_text, which the runner logs first, fail inside yapf).
+MMENGINE_AMP = 'MMEngineAmpOptimWrapper'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,40 +91,72 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, default=100, help='timed end-to-end iterations')
     parser.add_argument('--warmup', type=int, default=20, help='untimed iterations first')
     parser.add_argument('--model-only-iters', type=int, default=50,
-                        help='timed fixed-batch iterations per row (after 5 untimed)')
+                        help='timed fixed-batch iterations per row')
+    parser.add_argument('--model-only-warmup', type=int, default=5,
+                        help='untimed fixed-batch iterations before them')
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--num-workers', type=int, default=8, help='data loader workers')
     parser.add_argument('--profile', action='store_true', help='torch.profiler of model-only steps')
+    parser.add_argument('--profile-steps', type=int, default=5, help='steps --profile records')
     parser.add_argument('--sync-check', action='store_true',
                         help='list host-device synchronisations (GPU only)')
     parser.add_argument('--work-dir', type=Path, default=Path('outputs/benchmark_train'))
     parser.add_argument('--out', type=Path, help='markdown table (default: WORK_DIR/throughput.md)')
+    parser.add_argument('--time-limit', type=float, metavar='S',
+                        help='start no row that would end more than S s after the run started')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print and build each config and its runner, train nothing')
+    parser.add_argument('--as-if-gpu', action='store_true',
+                        help='with --dry-run: build the configs as on a GPU (CUDA branch)')
     args = parser.parse_args(argv)
-    for name in ('iters', 'warmup', 'model_only_iters', 'batch_size'):
+    for name in ('iters', 'warmup', 'model_only_iters', 'model_only_warmup', 'batch_size',
+                 'profile_steps'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
+    if args.as_if_gpu and not args.dry_run:
+        parser.error('--as-if-gpu needs --dry-run (a GPU config cannot train without a GPU)')
+    if args.time_limit is not None and args.time_limit <= 0:
+        parser.error('--time-limit must be positive')
     return args
 
 
-def as_shipped_by_mmpose(cfg) -> None:
-    """Undo the speed settings of our configs: MMPose's runtime, with MMEngine's AMP."""
-    from mmpose_sam.amp import _MMEngineAmpOptimWrapper
+def register_mmengine_amp() -> str:
+    """Register ``mmengine.optim.AmpOptimWrapper`` as :data:`MMENGINE_AMP` (once) in MMEngine's
+    root registry, which MMPose's registry falls back to; returns the name."""
+    from mmengine.optim import AmpOptimWrapper
+    from mmengine.registry import OPTIM_WRAPPERS
+    registered = OPTIM_WRAPPERS.module_dict.get(MMENGINE_AMP)
+    if registered is None:
+        OPTIM_WRAPPERS.register_module(name=MMENGINE_AMP, module=AmpOptimWrapper)
+    elif registered is not AmpOptimWrapper:
+        raise RuntimeError(f'{MMENGINE_AMP} is already registered as {registered!r}, not as '
+                           'mmengine.optim.AmpOptimWrapper')
+    return MMENGINE_AMP
+
+
+def as_shipped_by_mmpose(cfg, cuda: bool) -> None:
+    """Undo the speed and safety settings of our configs: MMPose's runtime, with MMEngine's own
+    bf16 AMP (GradScaler included) when ``cuda``, float32 otherwise."""
     optimizer = cfg.optim_wrapper.optimizer
-    cfg.optim_wrapper = (dict(type=_MMEngineAmpOptimWrapper, dtype='bfloat16', optimizer=optimizer)
-                         if torch.cuda.is_available() else
-                         dict(type='OptimWrapper', optimizer=optimizer))
+    cfg.optim_wrapper = (dict(type=register_mmengine_amp(), dtype='bfloat16', optimizer=optimizer)
+                         if cuda else dict(type='OptimWrapper', optimizer=optimizer))
     cfg.model.data_preprocessor.type = 'PoseDataPreprocessor'
     cfg.model.data_preprocessor.non_blocking = False
     cfg.model.train_cfg = dict(compute_acc=True)
     cfg.train_dataloader.collate_fn = dict(type='pseudo_collate')
     cfg.train_dataloader.pin_memory = False
     cfg.default_hooks.runtime_info = dict(type='RuntimeInfoHook')
-    cfg.custom_hooks = [h for h in cfg.custom_hooks if h['type'] != 'ChannelsLastHook']
+    cfg.train_dataloader.dataset.type = 'CocoDataset'
+    cfg.custom_hooks = [dict(h) for h in MMPOSE_CUSTOM_HOOKS]
 
 
-def benchmark_config(config: Path, work_dir: Path, args: argparse.Namespace, setting: str):
-    """The config's model, optimizer and training pipeline; the bundled sample as data;
-    iteration-based, no validation, no checkpoints, no ImageNet download."""
+def benchmark_config(config: Path, work_dir: Path, args: argparse.Namespace, setting: str,
+                     cuda: Optional[bool] = None):
+    """The config's model, optimizer, training pipeline and hooks; the bundled sample as data;
+    iteration-based, no validation, no checkpoints, no ImageNet download. ``cuda``: build it as
+    for a GPU run (default: whether this machine has one)."""
+    if cuda is None:
+        cuda = torch.cuda.is_available()
     from mmpose_sam.analysis import load_config
     cfg = load_config(config)
     cfg.work_dir = str(work_dir)
@@ -121,10 +179,9 @@ def benchmark_config(config: Path, work_dir: Path, args: argparse.Namespace, set
     cfg.param_scheduler = None  # constant learning rate: schedules do not change the cost
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=50)
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] == 'ChannelsLastHook']
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
     if setting == 'mmpose':
-        as_shipped_by_mmpose(cfg)
+        as_shipped_by_mmpose(cfg, cuda)
     return cfg
 
 
@@ -182,8 +239,18 @@ class SyncRecorderHook(Hook):
         return {site: count / span for site, count in self.sites.most_common()}
 
 
-def fixed_batch_throughput(runner, iters: int, warmup: int,
-                           profile_dir: Optional[Path] = None) -> Dict[str, object]:
+def stop_loader_workers(runner) -> None:
+    """Shut the training loader's persistent workers down now. Left to the garbage collector
+    (the runner is in reference cycles), the same shutdown took 5.8 s instead of 0.07 s per row
+    (measured on the CPU, 1 worker): seconds of a device check's budget, every row."""
+    iterator = getattr(getattr(runner.train_loop, 'dataloader_iterator', None), '_iterator', None)
+    shutdown = getattr(iterator, '_shutdown_workers', None)  # torch's multi-process iterator
+    if shutdown is not None:
+        shutdown()
+
+
+def fixed_batch_throughput(runner, iters: int, warmup: int, profile_dir: Optional[Path] = None,
+                           profile_steps_count: int = 5) -> Dict[str, object]:
     """Crops/s of ``runner.model.train_step`` on one batch that already sits on the device."""
     from mmpose_sam.analysis import synchronized_clock
     model = runner.model
@@ -200,7 +267,8 @@ def fixed_batch_throughput(runner, iters: int, warmup: int,
     result = dict(crops_per_s=iters * batch_size / seconds, ms_per_iter=seconds / iters * 1e3,
                   loss=float(log_vars['loss'].detach()))
     if profile_dir is not None:
-        result['profile_top_ops'] = profile_steps(model, batch, runner.optim_wrapper, profile_dir)
+        result['profile_top_ops'] = profile_steps(model, batch, runner.optim_wrapper, profile_dir,
+                                                  profile_steps_count)
     return result
 
 
@@ -218,8 +286,9 @@ def profile_steps(model, batch, optim_wrapper, out_dir: Path, steps: int = 5) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     prof.export_chrome_trace(str(out_dir / 'trace.json'))
     key = 'self_device_time_total' if on_gpu else 'self_cpu_time_total'
-    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)[:15]
-    print(prof.key_averages().table(sort_by=key, row_limit=15), flush=True)
+    averages = prof.key_averages()  # once: 4.5 s for 5 steps of SimpleBaseline on the CPU
+    events = sorted(averages, key=lambda e: getattr(e, key), reverse=True)[:15]
+    print(averages.table(sort_by=key, row_limit=15), flush=True)
     return [dict(op=e.key, calls=e.count, self_ms_per_step=getattr(e, key) / 1e3 / steps)
             for e in events]
 
@@ -253,6 +322,9 @@ def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> 
     result = dict(
         model=name, setting=setting, config=str(config),
         device=str(next(runner.model.parameters()).device),
+        optim_wrapper=f'{type(runner.optim_wrapper).__module__}.'
+                      f'{type(runner.optim_wrapper).__name__}',
+        custom_hooks=[h['type'] for h in cfg.custom_hooks],
         params=sum(p.numel() for p in runner.model.parameters()),
         end_to_end_crops_per_s=throughput.samples_per_second,
         data_time_share=data_time / iter_time if iter_time else None,
@@ -260,18 +332,80 @@ def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> 
                        to_first_iter=clock.first_iter_start - train_start,
                        first_iter=clock.first_iter_end - clock.first_iter_start))
     model_only = fixed_batch_throughput(
-        runner, args.model_only_iters, 5,
-        work_dir / 'profile' if args.profile else None)
+        runner, args.model_only_iters, args.model_only_warmup,
+        work_dir / 'profile' if args.profile else None, args.profile_steps)
     result.update({f'model_only_{key}': value for key, value in model_only.items()})
     result['peak_gpu_memory_gib'] = (torch.cuda.max_memory_allocated() / 2**30
                                      if on_gpu else None)
     if args.sync_check:
         result['syncs_per_iteration'] = syncs.per_iteration() if on_gpu else 'no GPU'
+    stop_loader_workers(runner)
     del runner
     gc.collect()
     if on_gpu:
         torch.cuda.empty_cache()
     return result
+
+
+def dry_run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> dict:
+    """Build one row's config as the run would (as on a GPU with ``--as-if-gpu``), print it,
+    build its runner, optimizer wrapper and training data loader; train nothing."""
+    from mmpose_sam.runners import build_runner
+    cuda = args.as_if_gpu or torch.cuda.is_available()
+    key = f'{setting}/{name}'
+    work_dir = (args.work_dir / f'{setting}_{name.lower()}').resolve()
+    cfg = benchmark_config(config.resolve(), work_dir, args, setting, cuda=cuda)
+    where = 'as on a GPU' if cuda else 'as on this CPU'
+    print(f'----- config {key} ({where}) -----\n{cfg.pretty_text}\n----- end of config {key} -----',
+          flush=True)
+    runner = build_runner(cfg)  # MMEngine logs cfg.pretty_text and dumps the config here too
+    info = dict(optim_wrapper_type=cfg.optim_wrapper.type,
+                custom_hooks=[h['type'] for h in cfg.custom_hooks],
+                runner_hooks=[type(h).__name__ for h in runner.hooks])
+    try:
+        wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
+        info['optim_wrapper'] = f'built: {type(wrapper).__module__}.{type(wrapper).__name__}'
+    except AssertionError as error:  # MMEngine's AmpOptimWrapper without an accelerator
+        if torch.cuda.is_available() or cfg.optim_wrapper.type != MMENGINE_AMP:
+            raise
+        plain = runner.build_optim_wrapper(dict(type='OptimWrapper',
+                                                optimizer=cfg.optim_wrapper.optimizer))
+        info['optim_wrapper'] = (
+            f'{MMENGINE_AMP} NOT built on this CPU (MMEngine\'s AmpOptimWrapper asserts a GPU: '
+            f'{str(error).strip()!r}); its optimizer built in a plain OptimWrapper instead: '
+            f'{type(plain.optimizer).__name__}')
+    # The loader object only: its workers start with the first batch, which is never asked for.
+    loader = runner.build_dataloader(cfg.train_dataloader, seed=runner.seed)
+    collate = getattr(loader.collate_fn, 'func', loader.collate_fn)  # through functools.partial
+    info['train_dataloader'] = (f'built: {type(loader.dataset).__name__} of {len(loader.dataset)} '
+                                f'samples, batch {loader.batch_size}, collate '
+                                f'{getattr(collate, "__name__", type(collate).__name__)}')
+    print(f'[benchmark_train] dry run {key} ({where}): '
+          f'optim_wrapper.type={info["optim_wrapper_type"]}; '
+          f'custom_hooks={",".join(info["custom_hooks"])}; '
+          f'runner built (hooks: {",".join(info["runner_hooks"])}); '
+          f'optim wrapper {info["optim_wrapper"]}; '
+          f'train data loader {info["train_dataloader"]}; nothing trained', flush=True)
+    del runner, loader
+    gc.collect()
+    return info
+
+
+def row_estimate(rows: Dict[str, dict], setting: str) -> float:
+    """Seconds the next row of ``setting`` may take: its setting's longest row so far plus a
+    quarter, else twice the longest row (MMPose's runtime feeds the GPU slower than ours), else
+    0 (the first row always runs)."""
+    same = [r['row_s'] for r in rows.values() if r['setting'] == setting]
+    if same:
+        return 1.25 * max(same)
+    return 2 * max((r['row_s'] for r in rows.values()), default=0.)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a run killed mid-write keeps the previous version."""
+    partial = path.with_name(f'.{path.name}.partial')
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 def _fmt(value: Optional[float], spec: str) -> str:
@@ -312,7 +446,17 @@ def throughput_table(rows: Dict[str, dict], setting: str) -> str:
 
 
 def main(argv=None) -> str:
+    run_start = time.monotonic()
     args = parse_args(argv)
+    if args.dry_run:
+        args.work_dir = args.work_dir.resolve()
+        os.chdir(ROOT)
+        for setting in args.settings:
+            for name, config in (('SimpleBaseline', args.sb_config), ('SAM', args.sam_config)):
+                dry_run_row(name, config, setting, args)
+        print('[benchmark_train] dry run: every config printed and built; nothing measured',
+              flush=True)
+        return ''
     on_gpu = torch.cuda.is_available()
     device_name = torch.cuda.get_device_name() if on_gpu else \
         f'CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'
@@ -321,34 +465,54 @@ def main(argv=None) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     os.chdir(ROOT)
 
-    def report(rows):
+    def report(rows, skipped):
         return dict(device=device_name, torch=torch.__version__, cpu_count=os.cpu_count(),
-                    args={k: str(v) for k, v in vars(args).items()}, rows=rows)
+                    args={k: str(v) for k, v in vars(args).items()}, rows=rows, skipped=skipped)
 
     rows: Dict[str, dict] = {}
-    process_start = time.monotonic()
-    for setting in args.settings:
-        for name, config in (('SimpleBaseline', args.sb_config), ('SAM', args.sam_config)):
-            print(f'[benchmark_train] {setting} {name}: {config.name}, {args.warmup}+{args.iters} '
-                  f'iterations of batch {args.batch_size}', flush=True)
-            row = rows[f'{setting}/{name}'] = run_row(name, config, setting, args)
-            out.with_suffix('.json').write_text(json.dumps(report(rows), indent=2) + '\n')
-            print(f'[benchmark_train] {setting} {name}: end to end '
-                  f'{_fmt(row["end_to_end_crops_per_s"], ".1f")} crops/s, model only '
-                  f'{row["model_only_crops_per_s"]:.1f} crops/s '
-                  f'({time.monotonic() - process_start:.0f} s so far)', flush=True)
+    skipped = []
+    planned = [(setting, name, config) for setting in args.settings
+               for name, config in (('SimpleBaseline', args.sb_config), ('SAM', args.sam_config))]
+    for index, (setting, name, config) in enumerate(planned):
+        elapsed = time.monotonic() - run_start
+        estimate = row_estimate(rows, setting)
+        if args.time_limit is not None and elapsed + estimate > args.time_limit:
+            skipped = [f'{s}/{n}' for s, n, _ in planned[index:]]
+            print(f'[benchmark_train] time limit: {elapsed:.0f} s of {args.time_limit:.0f} s used '
+                  f'and the next row would take about {estimate:.0f} s: skipped '
+                  f'{", ".join(skipped)}', flush=True)
+            break
+        print(f'[benchmark_train] {setting} {name}: {config.name}, {args.warmup}+{args.iters} '
+              f'iterations of batch {args.batch_size}', flush=True)
+        row_start = time.monotonic()
+        row = rows[f'{setting}/{name}'] = run_row(name, config, setting, args)
+        row['row_s'] = time.monotonic() - row_start
+        # Both files after every row, each written whole: a run cut short keeps what it measured.
+        _write_atomically(out.with_suffix('.json'), json.dumps(report(rows, []), indent=2) + '\n')
+        _write_atomically(out, throughput_table(rows, 'Partial: the run is still going.') + '\n')
+        print(f'[benchmark_train] {setting} {name}: end to end '
+              f'{_fmt(row["end_to_end_crops_per_s"], ".1f")} crops/s, model only '
+              f'{row["model_only_crops_per_s"]:.1f} crops/s '
+              f'({time.monotonic() - run_start:.0f} s so far)', flush=True)
+    if skipped:
+        _write_atomically(out.with_suffix('.json'),
+                          json.dumps(report(rows, skipped), indent=2) + '\n')
 
     setting_text = (
         f'Training throughput on {device_name} ({os.cpu_count()} CPU cores), torch '
         f'{torch.__version__}, batch {args.batch_size}, {args.num_workers} data loader workers, '
         'models from scratch, the bundled COCO sample through the configs\' augmenting pipeline. '
         f'End to end: {args.iters} iterations timed after {args.warmup}. Model only: '
-        f'{args.model_only_iters} train_step calls on one batch already on the device. Command: '
+        f'{args.model_only_iters} train_step calls after {args.model_only_warmup} on one batch '
+        f'already on the device. Configs: {args.sb_config.name}, {args.sam_config.name}. Command: '
         f'python tools/benchmark_train.py --settings {" ".join(args.settings)} --iters '
         f'{args.iters} --warmup {args.warmup} --model-only-iters {args.model_only_iters} '
-        f'--batch-size {args.batch_size} --num-workers {args.num_workers}')
+        f'--model-only-warmup {args.model_only_warmup} '
+        f'--batch-size {args.batch_size} --num-workers {args.num_workers}'
+        + (f'. Skipped for the time limit ({args.time_limit:.0f} s): {", ".join(skipped)}'
+           if skipped else ''))
     table = throughput_table(rows, setting_text)
-    out.write_text(table + '\n')
+    _write_atomically(out, table + '\n')
     print('\n' + table, flush=True)
     print(f'[benchmark_train] wrote {out}', flush=True)
     return table

@@ -12,6 +12,11 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+# A GPU that torch cannot use (an old driver for this torch build) stops here in one line, before
+# torchrun starts N processes that would run gloo DDP on the CPU. CUDA_VISIBLE_DEVICES= (empty)
+# runs on the CPU on purpose.
+python "$ROOT/tools/check_env.py" --gpu --quiet || exit 1
+
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" python -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" \

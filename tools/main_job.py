@@ -120,6 +120,20 @@ def draw_pictures(cfg: Config, checkpoint: str, out_dir: Path, bbox_file: str) -
     return str(out_dir)
 
 
+def training_precision(runner) -> str:
+    """What the run computed in: bf16 AMP where the device has native bf16, else float32.
+
+    The same seeded command gives other numbers in bf16 than in float32 (README "The main
+    job"), so the summary says which one ran."""
+    device = next(runner.model.parameters()).device
+    wrapper = runner.optim_wrapper
+    dtype = getattr(wrapper, 'cast_dtype', None)
+    if dtype is None or not getattr(wrapper, 'autocast_enabled', True):
+        asked = ' (bf16 AMP asked; this CPU has no native bf16)' if dtype is not None else ''
+        return f'float32 on {device.type}{asked}'
+    return f'{str(dtype).split(".")[-1]} autocast on {device.type}'
+
+
 def summary_table(rows) -> str:
     lines = ['| what | value |', '| --- | --- |']
     lines += [f'| {key} | {value} |' for key, value in rows]
@@ -136,6 +150,7 @@ def main(argv=None) -> dict:
     runner = build_runner(cfg)
     runner.train()
     train_time = time.monotonic() - start
+    precision = training_precision(runner)
     checkpoint = best_checkpoint(cfg.work_dir)
 
     gt = evaluate(cfg, checkpoint, 'gt_boxes')
@@ -145,7 +160,7 @@ def main(argv=None) -> dict:
     total_time = time.monotonic() - start
 
     rows = [('config', Path(args.config).name), ('epochs', cfg.train_cfg.max_epochs),
-            ('seed', runner.seed),
+            ('seed', runner.seed), ('precision', precision),
             ('best checkpoint', checkpoint)]
     rows += [(f'{m} (GT boxes)', f'{gt[m]:.3f}') for m in METRICS]
     rows += [(f'{m} (detected boxes)', f'{det[m]:.3f}') for m in METRICS]
@@ -155,9 +170,10 @@ def main(argv=None) -> dict:
     Path(cfg.work_dir, 'summary.md').write_text(table + '\n')
     Path(cfg.work_dir, 'summary.json').write_text(json.dumps(
         {'gt_boxes': gt, 'det_boxes': det, 'checkpoint': checkpoint, 'seed': runner.seed,
-         'train_s': train_time, 'total_s': total_time}, indent=2))
+         'precision': precision, 'train_s': train_time, 'total_s': total_time}, indent=2))
     print('\n' + table, flush=True)
-    return {'gt_boxes': gt, 'det_boxes': det, 'checkpoint': checkpoint, 'pictures': pictures}
+    return {'gt_boxes': gt, 'det_boxes': det, 'checkpoint': checkpoint, 'pictures': pictures,
+            'precision': precision}
 
 
 if __name__ == '__main__':

@@ -14,7 +14,12 @@
 #      CUDA ops are built when nvcc is present and torch sees a GPU, or when FORCE_CUDA=1;
 #   5. this package in editable mode, then the environment check (tools/check_env.py).
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3), MMPOSE_SAM_CACHE,
-# FORCE_CUDA, MAX_JOBS (parallel compile jobs for mmcv).
+# FORCE_CUDA, MAX_JOBS (parallel compile jobs for mmcv), and which CUDA build of torch to install:
+#   TORCH_INDEX_URL  a PyTorch wheel index, e.g. https://download.pytorch.org/whl/cu126 for a node
+#                    whose driver is older than CUDA 13's 580 (README "Set-up": driver table);
+#   TORCH_WHEELS     a folder with torch and torchvision wheels (an offline cluster).
+# Without either, PyPI's torch 2.14.1 (a CUDA 13.0 build, driver >= 580; also runs on CPUs), which is
+# what CI tests. The versions are always requirements/torch.txt's.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +34,8 @@ die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
 # The stamp records what the last successful run installed; when nothing it depends on changed and
 # the stack still imports, there is nothing to do.
 fingerprint() {
-  cat "$REQ"/*.txt "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1
+  { cat "$REQ"/*.txt "$ROOT/setup.py" "$ROOT/tools/setup_env.sh"
+    echo "torch variant: ${TORCH_INDEX_URL:-} ${TORCH_WHEELS:-}"; } | sha256sum | cut -d' ' -f1
 }
 
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$(fingerprint)" ]] &&
@@ -50,9 +56,30 @@ VPY="$VENV/bin/python"
 "${PIP[@]}" install -q -r "$REQ/build.txt"
 
 # 2. torch -------------------------------------------------------------------------------------
-log "installing torch (requirements/torch.txt)"
 # numpy/opencv pins (stack.txt) apply from the start, so mmcv is built against the final numpy.
-"${PIP[@]}" install -q -r "$REQ/torch.txt" -c "$REQ/stack.txt"
+if [[ -n "${TORCH_INDEX_URL:-}" && -n "${TORCH_WHEELS:-}" ]]; then
+  die "set TORCH_INDEX_URL or TORCH_WHEELS, not both"
+fi
+TORCH_FROM=()
+if [[ -n "${TORCH_INDEX_URL:-}" ]]; then
+  # PyTorch's indexes mirror torch's own dependencies (nvidia-*, sympy, ...); PyPI has the rest.
+  TORCH_FROM=(--index-url "$TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple)
+  WANT_LOCAL="${TORCH_INDEX_URL%/}"; WANT_LOCAL="${WANT_LOCAL##*/}"  # .../whl/cu126 -> cu126
+elif [[ -n "${TORCH_WHEELS:-}" ]]; then
+  ls "$TORCH_WHEELS"/torch-*.whl >/dev/null 2>&1 || die "TORCH_WHEELS=$TORCH_WHEELS has no torch-*.whl"
+  TORCH_FROM=(--find-links "$TORCH_WHEELS")
+  WANT_LOCAL="$(basename "$(ls "$TORCH_WHEELS"/torch-*.whl | head -1)" | sed -n 's/^torch-[^+-]*+\([^-]*\)-.*/\1/p')"
+fi
+log "installing torch (requirements/torch.txt${TORCH_FROM:+ from ${TORCH_INDEX_URL:-$TORCH_WHEELS}})"
+if [[ ${#TORCH_FROM[@]} -gt 0 ]]; then
+  # `torch==2.14.1` is satisfied by any local build of 2.14.1 (+cu126, +cu130, ...), so pip would
+  # keep the one installed; replace torch and torchvision when theirs is not the wanted build.
+  HAVE="$("$VPY" -c 'import torch; print(torch.__version__)' 2>/dev/null || true)"
+  if [[ -z "$HAVE" || "$HAVE" != *"+${WANT_LOCAL:-none}" ]]; then
+    "${PIP[@]}" install -q --force-reinstall --no-deps "${TORCH_FROM[@]}" -r "$REQ/torch.txt"
+  fi
+fi
+"${PIP[@]}" install -q ${TORCH_FROM[@]+"${TORCH_FROM[@]}"} -r "$REQ/torch.txt" -c "$REQ/stack.txt"
 # torch pulls in the newest setuptools; put the pin back (torch itself needs >=77.0.3 only).
 "${PIP[@]}" install -q -r "$REQ/build.txt"
 

@@ -14,20 +14,27 @@ See ``docs/checkpoints.md`` for the user's side.
 - :mod:`.fit`, :mod:`.provenance`: a checkpoint file that does not fit the pose estimator it is
   loaded into is refused in one line that says what is missing, unexpected or of another shape,
   and what the checkpoint looks like; ``partial:`` loads what fits, on purpose.
+- :mod:`.integrity`: a checkpoint cut short (interrupted copy, download or save) or damaged is
+  refused in one line with its size on disk and the newest intact checkpoint beside it (for
+  ``--resume``: the file to resume from instead).
 - :mod:`.atomic_save`: local saves go to a temporary file renamed into place (never a truncated
-  checkpoint), with the file mode a plain ``open`` would give.
+  checkpoint), with the file mode a plain ``open`` would give; a full disk is one line with the
+  space needed and free, and the last good checkpoint, which is intact.
 """
 from .allow_list import MMENGINE_GLOBALS
-from .atomic_save import AtomicLocalBackend
+from .atomic_save import AtomicLocalBackend, DiskFullError
 from .fit import CheckpointMismatchError, install as _install_fit_check
+from .integrity import IncompleteCheckpointError, install as _install_resume_hint
 from .loaders import (PARTIAL_PREFIX, CheckpointNotFoundError, load_from_ceph, load_from_http,
                       load_from_local, load_from_partial)
 from .safe_loading import TRUST_ENV, UnsafeCheckpointError, load_safely
 
 _install_fit_check()
+_install_resume_hint()
 
 __all__ = [
-    'AtomicLocalBackend', 'CheckpointMismatchError', 'CheckpointNotFoundError',
-    'MMENGINE_GLOBALS', 'PARTIAL_PREFIX', 'TRUST_ENV', 'UnsafeCheckpointError', 'load_from_ceph',
-    'load_from_http', 'load_from_local', 'load_from_partial', 'load_safely'
+    'AtomicLocalBackend', 'CheckpointMismatchError', 'CheckpointNotFoundError', 'DiskFullError',
+    'IncompleteCheckpointError', 'MMENGINE_GLOBALS', 'PARTIAL_PREFIX', 'TRUST_ENV',
+    'UnsafeCheckpointError', 'load_from_ceph', 'load_from_http', 'load_from_local',
+    'load_from_partial', 'load_safely'
 ]

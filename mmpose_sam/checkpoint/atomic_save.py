@@ -10,15 +10,73 @@ The temporary file is created the way ``open(path, 'wb')`` creates a file (mode 
 the process umask, which the kernel applies; default ACLs apply as well), and it takes over the
 mode of the file it replaces, as ``open`` keeps it: checkpoints are as readable as MMEngine's own
 (``tempfile.mkstemp`` would make them private, ``0o600``). No MMEngine release writes atomically.
+
+A full disk (or quota) during a save removes the temporary file and is one line, a
+:class:`DiskFullError`, instead of ``OSError: [Errno 28] No space left on device`` and a traceback::
+
+    work_dirs/sb/epoch_2.pth: not saved: No space left on device (the file needs 389.4 MiB
+    (408,306,859 bytes), 12.0 MiB (12,582,912 bytes) free in work_dirs/sb); the last good
+    checkpoint, work_dirs/sb/epoch_1.pth, is intact
+
+"needs" is the serialized size (MMEngine serializes into memory first), "free" what
+``shutil.disk_usage`` reports after the partial file is gone. With MMPose's ``CheckpointHook``
+(:mod:`mmpose_sam.engine.checkpoint_hook`) no old checkpoint is removed before the save succeeds,
+so ``--resume`` goes on from the last good one once there is space.
 """
+import errno
 import os
 import os.path as osp
 import secrets
+import shutil
 import stat
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 from mmengine.fileio import LocalBackend, register_backend
+
+from ..errors import UserError
+from .integrity import human_size, newest_intact, zip_problem
+
+# errno of a full disk, and of a full quota (which reads the same to the user)
+DISK_FULL = {errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)}
+
+
+class DiskFullError(UserError, OSError):
+    """A save that did not fit on the disk (``errno`` is the original one, ``ENOSPC`` or
+    ``EDQUOT``); ``str()`` is one line: the file, the space needed and free, what is intact."""
+
+
+def _last_good(target: str, existed: bool) -> str:
+    """What the message says is intact after a failed save of ``target``."""
+    if existed:
+        return f'the previous {osp.basename(target)} is intact'
+    folder = osp.dirname(target)
+    pointer = osp.join(folder, 'last_checkpoint')  # what --resume reads
+    try:
+        with open(pointer, encoding='utf-8') as file:
+            last: Optional[str] = file.read().strip()
+        if not last or not osp.isfile(last) or zip_problem(last) is not None:
+            last = None
+    except OSError:
+        last = None
+    last = last or newest_intact(folder, exclude=[target])
+    if last is None:
+        return f'there is no earlier checkpoint in {folder}'
+    return f'the last good checkpoint, {last}, is intact'
+
+
+def disk_full_error(target: str, error: OSError, needed: int, existed: bool) -> DiskFullError:
+    """The one-line error of a save of ``needed`` bytes to ``target`` that ``error`` stopped."""
+    folder = osp.dirname(target)
+    try:
+        free = human_size(shutil.disk_usage(folder).free)
+    except OSError:
+        free = 'unknown'
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    full = DiskFullError(f'{target}: not saved: {reason} (the file needs {human_size(needed)}, '
+                         f'{free} free in {folder}); {_last_good(target, existed)}')
+    full.errno = error.errno
+    return full
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0) | \
     getattr(os, 'O_CLOEXEC', 0)
@@ -52,10 +110,21 @@ class AtomicLocalBackend(LocalBackend):
     """MMEngine's local storage backend whose writes never leave a partial file behind."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
-        """Write ``obj`` to ``filepath`` atomically (temporary file, fsync, rename)."""
+        """Write ``obj`` to ``filepath`` atomically (temporary file, fsync, rename).
+
+        Raises:
+            DiskFullError: the disk (or quota) is full; the temporary file is removed and
+                ``filepath`` is as it was.
+        """
         target = osp.realpath(filepath)  # as open() does, write through a symlink
         os.makedirs(osp.dirname(target), exist_ok=True)
-        fd, tmp_path = _create_temporary(target)
+        existed = osp.isfile(target)
+        try:
+            fd, tmp_path = _create_temporary(target)
+        except OSError as error:  # no room for even a new directory entry
+            if error.errno in DISK_FULL:
+                raise disk_full_error(target, error, len(obj), existed) from None
+            raise
         try:
             with os.fdopen(fd, 'wb') as file:
                 _keep_mode_of(target, file.fileno())
@@ -63,8 +132,10 @@ class AtomicLocalBackend(LocalBackend):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp_path, target)
-        except BaseException:
+        except BaseException as error:
             os.unlink(tmp_path)
+            if isinstance(error, OSError) and error.errno in DISK_FULL:
+                raise disk_full_error(target, error, len(obj), existed) from None
             raise
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:

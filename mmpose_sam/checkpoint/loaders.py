@@ -12,7 +12,9 @@ scheme registry of ``CheckpointLoader``. Registered here, replacing MMEngine 0.1
   ``weights_only=False``, full pickle on a downloaded file.
 
 Each loads weights-only with the MMEngine allow-list (no upstream release does this yet) and
-remembers the file of the tensors it read (:mod:`.provenance`), for the fit check. One scheme is
+remembers the file of the tensors it read (:mod:`.provenance`), for the fit check. A file cut short
+or damaged is one line (:mod:`.integrity`): its size on disk, and the newest intact checkpoint
+beside it (a local file) or the downloaded copy to delete (a URL). One scheme is
 new: ``partial:<checkpoint>`` reads ``<checkpoint>`` with its own loader and marks it for loading
 only the tensors that fit the model (:mod:`.fit`). ``pavi://`` and ``open-mmlab://`` names of
 files in MMEngine's home folder keep MMEngine's loader: ``torch.load`` with torch's default,
@@ -22,6 +24,7 @@ import io
 import os
 import os.path as osp
 from typing import Any, Callable, Optional
+from urllib.parse import urlparse
 
 import torch
 from mmengine.dist import get_dist_info
@@ -30,6 +33,8 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from ..errors import UserError
+from .integrity import (IncompleteCheckpointError, cut_short, first_line, incomplete_local_file,
+                        zip_problem)
 from .provenance import remember
 from .safe_loading import load_safely
 
@@ -51,9 +56,18 @@ def load_from_local(filename: str, map_location: Any = None) -> Any:
     path = osp.expanduser(filename)
     if not osp.isfile(path):
         raise CheckpointNotFoundError(f'{filename}: no such checkpoint file')
-    checkpoint = load_safely(
-        lambda weights_only: torch.load(path, map_location=map_location,
-                                        weights_only=weights_only), filename)
+    try:
+        checkpoint = load_safely(
+            lambda weights_only: torch.load(path, map_location=map_location,
+                                            weights_only=weights_only), filename)
+    except Exception as error:  # noqa: B902 - re-raised unless the file is cut short
+        # torch's error depends on where the file ends (RuntimeError, OSError EINVAL, EOFError,
+        # an unpickling error); the file's zip directory says what happened, cheaply.
+        if isinstance(error, IncompleteCheckpointError) or cut_short(path):
+            detail = error.problem if isinstance(error, IncompleteCheckpointError) else \
+                f'torch cannot read it ({first_line(error)})'
+            raise incomplete_local_file(filename, path, detail) from None
+        raise
     remember(checkpoint, filename)
     return checkpoint
 
@@ -93,10 +107,22 @@ def load_from_http(filename: str, map_location: Any = None, model_dir: Optional[
     """
 
     def download_and_load() -> Any:
-        return load_safely(
-            lambda weights_only: torch.hub.load_state_dict_from_url(
-                filename, model_dir=model_dir, map_location=map_location, progress=progress,
-                weights_only=weights_only), filename)
+        try:
+            return load_safely(
+                lambda weights_only: torch.hub.load_state_dict_from_url(
+                    filename, model_dir=model_dir, map_location=map_location, progress=progress,
+                    weights_only=weights_only), filename)
+        except Exception as error:  # noqa: B902 - re-raised unless the cached copy is cut short
+            folder = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+            cached = osp.join(folder, osp.basename(urlparse(filename).path))
+            if not (isinstance(error, IncompleteCheckpointError) or cut_short(cached)):
+                raise
+            problem = zip_problem(cached) or (
+                error.problem if isinstance(error, IncompleteCheckpointError) else
+                f'torch cannot read it ({first_line(error)})')
+            raise IncompleteCheckpointError.of(
+                filename, f'its downloaded copy {cached}: {problem}',
+                ': delete that file and it is downloaded again') from None
 
     rank, world_size = get_dist_info()
     if rank == 0:

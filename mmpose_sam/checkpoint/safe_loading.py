@@ -22,6 +22,7 @@ from mmengine.logging import print_log
 
 from ..errors import UserError
 from .allow_list import MMENGINE_GLOBALS, RefusedGlobal
+from .integrity import IncompleteCheckpointError, first_line, is_incomplete_file_error
 
 TRUST_ENV = 'MMPOSE_SAM_TRUST_CHECKPOINTS'
 
@@ -75,14 +76,23 @@ def load_safely(load: Callable[[bool], T], source: str) -> T:
 
     Raises:
         UnsafeCheckpointError: the file pickles a global outside the allow-list.
+        IncompleteCheckpointError: the file is cut short or damaged (torch's zip reader fails,
+            or the pickle ends early); the local loader adds its size and the intact
+            checkpoint beside it (:mod:`.integrity`).
     """
-    if trusted():
-        print_log(f'{source}: loading with full pickle ({TRUST_ENV}=1)', logger='current')
-        return load(False)
     try:
+        if trusted():
+            print_log(f'{source}: loading with full pickle ({TRUST_ENV}=1)', logger='current')
+            return load(False)
         with mmengine_globals_allowed():
             return load(True)
     except RefusedGlobal as error:
         raise UnsafeCheckpointError(refusal(source, str(error))) from None
-    except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(refusal(source, _what_it_pickles(str(error)))) from None
+    except Exception as error:  # noqa: B902 - re-raised unless it is one of the two below
+        if is_incomplete_file_error(error):
+            raise IncompleteCheckpointError.of(
+                source, f'torch cannot read it ({first_line(error)})',
+                ': cut short by an interrupted copy, download or save?') from None
+        if isinstance(error, pickle.UnpicklingError):
+            raise UnsafeCheckpointError(refusal(source, _what_it_pickles(str(error)))) from None
+        raise

@@ -93,6 +93,32 @@ class CheckedCocoDataset(CocoDataset):
                 f'({count_by_kind(warnings)}), MMPose drops those people or uses them as they '
                 f'are: {CHECK_TOOL_HINT}', logger='current', level=logging.WARNING)
 
+    def filter_data(self) -> List[dict]:
+        # MMEngine serialises the samples right after this; with none it fails in numpy
+        # (`need at least one array to concatenate`), deep in MMEngine, naming no file.
+        data_list = super().filter_data()
+        if not data_list:
+            raise DatasetError(self._nothing_to_use())
+        return data_list
+
+    def _nothing_to_use(self) -> str:
+        """One line on why the data set gave no sample: what the files hold, what is needed."""
+        data = self._load_json(self.ann_file)
+        images, people = len(data.get('images') or []), data.get('annotations') or []
+        labelled = sum(1 for a in people if isinstance(a, dict) and not a.get('iscrowd')
+                       and (a.get('num_keypoints') or 0) > 0)
+        held = (f'{plural(images, "image")}, {plural(len(people), "annotation")}, '
+                f'{labelled} of them a person with a labelled keypoint')
+        if not self.test_mode:
+            return (f'{self.ann_file}: nothing to train on: it holds {held}; training needs '
+                    'people with num_keypoints > 0 that are not iscrowd (MMPose drops the rest)')
+        if self.bbox_file:
+            thr = (self.filter_cfg or {}).get('bbox_score_thr')
+            scoring = '' if thr is None else f' scoring at least bbox_score_thr={thr:g}'
+            return (f'{self.bbox_file}: nothing to evaluate: no detection{scoring} in an image '
+                    f'of {self.ann_file} ({held})')
+        return f'{self.ann_file}: nothing to evaluate: it holds {held}'
+
     @staticmethod
     def _load_json(path: str) -> Any:
         # ``get_local_path``: MMPose's own way to read a file of any MMEngine file backend.

@@ -63,7 +63,8 @@ def export_onnx(model: nn.Module,
         checkpoint: the checkpoint's file name, recorded in the metadata.
 
     Raises:
-        UserError: onnx is not installed, or the model's head does not output heatmaps.
+        UserError: onnx is not installed, the model's head does not output heatmaps, or its
+            config holds a value JSON cannot (the metadata records the config as JSON data).
     """
     onnx = import_optional('onnx', 'ONNX export')
     if batch < 1:
@@ -80,13 +81,18 @@ def export_onnx(model: nn.Module,
                         'the export handles heatmap heads only')
 
     start = time.perf_counter()
+    # First: a config the metadata cannot hold fails before the file is written.
+    try:
+        metadata = pose_metadata(model.cfg, model.dataset_meta, checkpoint)
+    except ValueError as error:  # a config value JSON cannot hold (a class, a function)
+        raise UserError(f'{getattr(model.cfg, "filename", None) or "the config"}: {error}') \
+            from None
     # dynamo=False: the TorchScript exporter, which needs no onnxscript and takes dynamic_axes.
     torch.onnx.export(
         network, (example, ), str(out_file), dynamo=False, opset_version=opset,
         input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
         dynamic_axes={INPUT_NAME: {0: 'batch'}, OUTPUT_NAME: {0: 'batch'}})
     proto = onnx.load(str(out_file))
-    metadata = pose_metadata(model.cfg, model.dataset_meta, checkpoint)
     del proto.metadata_props[:]
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)

@@ -30,10 +30,12 @@ class OnnxPoseModel:
     Attributes:
         metadata: the exported metadata as values (:func:`~.metadata.parse_metadata`):
             ``input_size`` ``[w, h]``, ``mean``, ``std``, ``bgr_to_rgb``, ``codec``,
-            ``keypoint_names``, ``skeleton_links``, ``dataset_meta``, ``config`` (text), ...
+            ``keypoint_names``, ``skeleton_links``, ``dataset_meta``, ``config`` (the config's
+            data, a dict: JSON parsed, never executed), ...
 
     Raises:
-        InvalidInputError: no such file, not an ONNX model, or not one of ours.
+        InvalidInputError: no such file, not an ONNX model, or not one of ours (no or bad
+            metadata, or metadata of format 1, whose config is Python code: re-export it).
         UserError: onnxruntime is not installed.
     """
 

@@ -1,12 +1,14 @@
 """Runner hooks, registered into ``mmpose.registry.HOOKS``."""
 from .channels_last_hook import ChannelsLastHook
 from .checkpoint_hook import CheckpointHook
+from .device_setup_hook import DeviceSetupHook, UnusableGPUError, require_usable_gpu
 from .divergence_hook import DivergenceError, DivergenceHook
 from .lazy_runtime_info_hook import LazyRuntimeInfoHook
 from .preemption_hook import PreemptionHook
 from .throughput_hook import TrainThroughputHook
 
 __all__ = [
-    'ChannelsLastHook', 'CheckpointHook', 'DivergenceError', 'DivergenceHook', 'LazyRuntimeInfoHook',
-    'PreemptionHook', 'TrainThroughputHook'
+    'ChannelsLastHook', 'CheckpointHook', 'DeviceSetupHook', 'DivergenceError', 'DivergenceHook',
+    'LazyRuntimeInfoHook', 'PreemptionHook', 'TrainThroughputHook', 'UnusableGPUError',
+    'require_usable_gpu'
 ]

@@ -7,6 +7,8 @@
 # pyyaml, regex, tqdm, cython, onnx and onnxruntime (/work/.library/device/KINDS.md). It lacks the
 # OpenMMLab stack; mmcv (no wheel for that torch) and xtcocotools (built against numpy 2 there)
 # come as source distributions and gpu_check.sh builds them on the machine's 16 cores.
+# `OUT=DIR bash tools/device/gpu_check.sh --rehearse` then checks here that the set is complete
+# (one version of each, both source distributions) and rehearses every step of the device run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY="${PYTHON:-.venv/bin/python}"

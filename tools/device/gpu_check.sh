@@ -1,73 +1,310 @@
 #!/usr/bin/env bash
-# The GPU check, in one call to a lent GPU machine (no network there; ~15 minutes of device time
-# per session in all). Prepare here first: `bash tools/device/fetch_wheels.sh`, then call the
-# device tool with
-#     command: bash tools/device/gpu_check.sh      carry: [".whl"]      timeout_s: 570
-# What it does, each step timed and logged to $OUT/gpu_check.log:
-#   1. installs the carried wheels into /tmp/site (the image's torch, numpy 2 and OpenCV stay);
-#   2. builds xtcocotools against the image's numpy and mmcv 2.1.0 with its CPU ops only
-#      (`import mmpose.models` needs mmcv._ext to exist; these models use no mmcv op): ~80 s;
-#   3. tools/check_env.py;
-#   4. tools/benchmark_train.py: SimpleBaseline and SAM, MMPose's runtime vs ours (bf16,
-#      256x192, batch 64, 14 loader workers), with --sync-check and --profile: ~3-4 min;
-#   5. tools/benchmark_inference.py on the GPU: every PyTorch mode at batch 1, 8 and 64: ~1 min.
-# Results land in $OUT (JSON and markdown), printed last.
-# Budget knobs: ITERS (100), WARMUP (20), WORKERS (14).
+# The GPU check, in one call to a lent GPU machine (no network there; 15 minutes of device time
+# per session in all, the machine's start included). Prepare here first:
+# `bash tools/device/fetch_wheels.sh`, then call the device tool with
+#     command: bash tools/device/gpu_check.sh      carry: [".whl"]      timeout_s: 450
+# The script keeps itself to BUDGET_S (default 420 s, counted from its start): each step gets a
+# timeout from what is left, minus what the steps after it need at least; a step that no longer
+# fits is skipped with a log line. 450 s of timeout plus a start of 1-2 minutes and the 30 s the
+# machine stays warm leave about 4-5 minutes: enough for a second call (no machine starts with
+# under 4 minutes left), or give_back at once.
+#
+# Steps, each timed and logged to $OUT/gpu_check.log (estimates for the H200 machine, 16 cores,
+# from the parts measured so far; the log of the first run gives the real times):
+#   1. wheels: installs the carried wheels into /tmp/site (the image's torch 2.11, numpy 2 and
+#      OpenCV stay): ~15 s;
+#   2. xtcocotools: built against the image's numpy: ~20 s;
+#   3. mmcv 2.1.0 with its CPU ops only (77 C++ files; `import mmpose.models` needs mmcv._ext to
+#      exist, these models use no mmcv op): ~90 s. mmcv's setup.py compiles its 58 CUDA files as
+#      well whenever torch.cuda.is_available(), whatever FORCE_CUDA=0 says (minutes for sm_90),
+#      so the build alone runs with CUDA_VISIBLE_DEVICES= (the GPU hidden). The image's torch 2.11
+#      builds with mmcv's -std=c++17; a torch >= 2.14 gets the C++20 patch of tools/setup_env.sh;
+#   4. environment: tools/check_env.py: ~10 s;
+#   5. training throughput: tools/benchmark_train.py, our shipped configs ('fast': every custom
+#      hook and speed setting) first, then MMPose's runtime ('mmpose', MMEngine's bf16 AMP with
+#      its GradScaler), SimpleBaseline and SAM each, 256x192, batch 64, 14 loader workers,
+#      --sync-check --profile: ~35-40 s a row of ours, ~45-60 s a row of MMPose's (its loading
+#      fed 414 and 269 crops/s on 2026-11-26), ~3.3 min in all. It starts no row that would overrun
+#      its share of the budget (--time-limit) and rewrites its JSON and table after every row;
+#   6. inference latency: tools/benchmark_inference.py on the GPU, fp32, channels-last and the
+#      optimized fp32/bf16 modes at batch 1, 8 and 64: ~45 s.
+# On paper: 15 + 20 + 90 + 10 + 200 + 45 = 380 s of the 420.
+#
+# What comes back ($OUT, at most 8 files; here 7, written as they are made): gpu_check.log,
+# benchmark_train.log, throughput.md, throughput.json, benchmark_inference.log, latency.md,
+# latency.json. Work dirs (runner logs, configs, traces) stay in $WORK (default: a fresh
+# /tmp/gpu_check_work.*). The tables are printed last.
+#
+# Rehearsal on a machine without the GPU (this checkout's .venv, no install, tiny sizes: 1+2
+# iterations of batch 2, 1 worker, 1+2 model-only steps, 1 profiled step, the 128x96 sample
+# configs, which inherit the COCO configs' settings and hooks; inference at batch 1, 1 repeat, on
+# the CPU):
+#     OUT=DIR bash tools/device/gpu_check.sh --rehearse
+# goes through the same steps and writes the same files under DIR. Steps 1-3 only make sense on
+# the device: there they are "skipped in rehearsal", with a cheap check in their place (the
+# carried files, the build's hidden GPU, the venv's own xtcocotools and mmcv ops). The carried
+# wheels are for the device's Python 3.12 and its torch, not this venv's, and the mmcv build
+# alone takes ~11 minutes on 2 cores: the venv already has the same stack, so it is used as is.
+#
+# Knobs: BUDGET_S (420), ITERS (100), WARMUP (20), WORKERS (14), WORK. Exit status: 0 when every
+# step ran and passed, 1 when one failed or timed out, 2 when there is nothing to run with (no
+# .whl/, no .venv), 3 when steps were skipped for the budget and none failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+REHEARSE=0
+case "${1:-}" in
+  '') ;;
+  --rehearse) REHEARSE=1 ;;
+  *) echo "usage: [OUT=DIR] [BUDGET_S=S] bash tools/device/gpu_check.sh [--rehearse]" >&2; exit 2 ;;
+esac
+BUDGET_S="${BUDGET_S:-420}"
+START=$(date +%s)
+DEADLINE=$(( START + BUDGET_S ))
 OUT="${OUT:-/tmp/gpu_check_out}"
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 LOG="$OUT/gpu_check.log"
-# Only 8 files under $OUT come back: work dirs (logs, configs, traces) stay in $WORK, and $OUT
-# gets the 7 that matter (this log, the two tools' logs, their tables and JSON).
-WORK=/tmp/gpu_check_work
-START=$(date +%s)
-step() { echo "[gpu_check] +$(( $(date +%s) - START ))s $*" | tee -a "$LOG"; }
+: >"$LOG"
+WORK="${WORK:-$(mktemp -d /tmp/gpu_check_work.XXXXXX)}"
+mkdir -p "$WORK"
 export PYTHONUNBUFFERED=1
 
-step "start on $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1)"
-[ -d .whl ] || { step "no .whl/: run tools/device/fetch_wheels.sh here and carry .whl"; exit 2; }
+log() { echo "[gpu_check] +$(( $(date +%s) - START ))s $*" | tee -a "$LOG"; }
+SUMMARY=()
+FAILED=0
+SKIPPED=0
+STACK_OK=1  # steps 1-3 installed what steps 4-6 import
 
-step "1. wheels -> /tmp/site"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl >>"$LOG" 2>&1 || { step "wheel install failed"; exit 1; }
-export PYTHONPATH="/tmp/site:$PWD"
+# fit NAME NEED CAP RESERVE: sets T, the step's timeout: at most CAP, and what is left of the
+# budget once RESERVE seconds are kept for the steps after it. A step that would get less than
+# NEED seconds is skipped (logged, returns 1). NEED is the least a step is worth starting with;
+# RESERVE, the NEEDs of the steps after it (inference's 40 s counted as 60, so that training
+# rarely squeezes it) plus 5 s for the end. NEED / RESERVE in seconds: wheels 10 / 210,
+# xtcocotools 15 / 195, mmcv 60 / 135, check_env 10 / 125, training 60 / 65, inference 40 / 5.
+fit() {
+  local name=$1 need=$2 cap=$3 reserve=$4 left
+  left=$(( DEADLINE - $(date +%s) ))
+  T=$(( left - reserve < cap ? left - reserve : cap ))
+  if (( T < need )); then
+    log "$name: skipped: ${left} s of the ${BUDGET_S} s budget left; it needs ${need} s and" \
+        "${reserve} s stay for the steps after it"
+    SUMMARY+=("$name: skipped for the budget")
+    SKIPPED=1
+    return 1
+  fi
+  log "$name: up to ${T} s"
+}
 
-step "2. build xtcocotools and mmcv 2.1.0 (CPU ops)"
-BUILD=/tmp/build && rm -rf "$BUILD" && mkdir -p "$BUILD"
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
-  .whl/xtcocotools-*.tar.gz >>"$LOG" 2>&1 || { step "xtcocotools build failed"; exit 1; }
-tar -xzf .whl/mmcv-2.1.0.tar.gz -C "$BUILD"
-(cd "$BUILD/mmcv-2.1.0" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" CFLAGS="-g0" \
-  python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . \
-  >>"$LOG" 2>&1) || { step "mmcv build failed (see $LOG)"; tail -20 "$LOG"; exit 1; }
+# done_step NAME RC STARTED: logs and records how a step ended.
+done_step() {
+  local name=$1 rc=$2 took=$(( $(date +%s) - $3 )) result
+  case "$rc" in
+    0) result="ok in ${took} s" ;;
+    124|137) result="timed out after ${took} s (what it wrote so far stays in $OUT)"; FAILED=1 ;;
+    *) result="failed (exit $rc) after ${took} s"; FAILED=1 ;;
+  esac
+  log "$name: $result"
+  SUMMARY+=("$name: $result")
+}
 
-step "3. environment"
-python3 tools/check_env.py 2>&1 | tee -a "$LOG"
+rehearsal_skip() {
+  log "$1: skipped in rehearsal ($2)"
+  SUMMARY+=("$1: skipped in rehearsal")
+}
 
-step "4. training throughput"
-timeout 330 python3 tools/benchmark_train.py --settings mmpose fast \
-  --iters "${ITERS:-100}" --warmup "${WARMUP:-20}" --model-only-iters 50 --batch-size 64 \
-  --num-workers "${WORKERS:-14}" --sync-check --profile --work-dir "$WORK/train" \
-  --out "$OUT/throughput.md" >"$OUT/benchmark_train.log" 2>&1
-step "   exit $? (a cut-short run keeps its rows in $OUT/throughput.json)"
+# Bounded run of one command: SIGTERM at T-5 s, SIGKILL 5 s later.
+bounded() { timeout -k 5 "$(( T > 10 ? T - 5 : 5 ))" "$@"; }
 
-step "5. inference latency"
-timeout 150 python3 tools/benchmark_inference.py --batch-sizes 1 8 64 --device cuda \
-  --modes fp32 channels-last optimized-fp32 optimized-bf16 --warmup 5 --repeats 20 \
-  --work-dir "$WORK/inference" --out "$OUT/latency.md" >"$OUT/benchmark_inference.log" 2>&1
-step "   exit $?"
+if (( REHEARSE )); then
+  PY="$PWD/.venv/bin/python"
+  [ -x "$PY" ] || { log "rehearsal needs this checkout's .venv (bash tools/setup_env.sh)"; exit 2; }
+  ITERS=2 WARMUP=1 MODEL_ONLY=2 MODEL_ONLY_WARMUP=1 PROFILE_STEPS=1 BATCH=2 WORKERS=1
+  INF_BATCHES=(1) INF_WARMUP=1 INF_REPEATS=1 INF_DEVICE=cpu
+  # The sample configs: the shipped COCO configs' settings and hooks (they inherit them) at
+  # 128x96, 3-4 times cheaper a step on a CPU than 256x192.
+  CONFIGS="configs/body_2d_keypoint/topdown_heatmap/coco_sample"
+  SB_CONFIG="$CONFIGS/td-hm_simplebaseline-res50_1xb16-150e_coco-sample-128x96.py"
+  SAM_CONFIG="$CONFIGS/td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py"
+  log "rehearsal on $(nproc) cores with $PY ($("$PY" -c 'import sys; print(sys.version.split()[0])'));" \
+      "budget ${BUDGET_S} s; OUT=$OUT; WORK=$WORK"
+else
+  PY=python3
+  ITERS="${ITERS:-100}" WARMUP="${WARMUP:-20}" MODEL_ONLY=50 MODEL_ONLY_WARMUP=5 PROFILE_STEPS=5
+  BATCH=64 WORKERS="${WORKERS:-14}"
+  INF_BATCHES=(1 8 64) INF_WARMUP=5 INF_REPEATS=20 INF_DEVICE=cuda
+  CONFIGS="configs/body_2d_keypoint/topdown_heatmap/coco"  # the paper's, as shipped
+  SB_CONFIG="$CONFIGS/td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py"
+  SAM_CONFIG="$CONFIGS/td-hm_sam-res50-seq3x3_8xb64-210e_coco-256x192.py"
+  log "start on $(nproc) cores; $(nvidia-smi --query-gpu=name,memory.total,driver_version \
+      --format=csv,noheader 2>&1); budget ${BUDGET_S} s; OUT=$OUT; WORK=$WORK"
+  [ -d .whl ] || { log "no .whl/: run tools/device/fetch_wheels.sh here and carry .whl"; exit 2; }
+fi
 
-step "done"
+# --- 1. wheels -------------------------------------------------------------------------------
+NAME="1. wheels"
+# What fetch_wheels.sh puts there: the two source distributions, and one version of each wheel
+# (two versions of one package stop the whole install).
+check_carried() {
+  [ -f .whl/mmcv-2.1.0.tar.gz ] && ls .whl/xtcocotools-*.tar.gz >/dev/null 2>&1 || return 1
+  local dupes
+  dupes=$(ls .whl | sed -n 's/^\([A-Za-z0-9_.]*\)-[0-9].*/\1/p' | tr 'A-Z-' 'a-z_' | sort | uniq -d)
+  [ -z "$dupes" ] || { log "$NAME: more than one version of: $dupes"; return 1; }
+}
+if (( REHEARSE )); then
+  if [ -d .whl ]; then
+    check_carried && what="the carried .whl/ is complete, $(ls .whl | wc -l) files" ||
+      what="the carried .whl/ is INCOMPLETE: run tools/device/fetch_wheels.sh"
+  else
+    what="no .whl/ here to check"
+  fi
+  rehearsal_skip "$NAME" "$what; they are for the device's Python 3.12, this venv has the stack"
+elif fit "$NAME" 10 90 210; then
+  t0=$(date +%s)
+  check_carried || log "$NAME: .whl/ looks incomplete (see above); trying anyway"
+  bounded python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl >>"$LOG" 2>&1
+  rc=$?; done_step "$NAME" $rc "$t0"; (( rc == 0 )) || STACK_OK=0
+else
+  STACK_OK=0
+fi
+if (( ! REHEARSE )); then
+  export PYTHONPATH="/tmp/site:$PWD"
+  export PATH="$PATH:/tmp/site/bin"  # ninja and friends, where the image lacks them
+fi
+
+# --- 2. xtcocotools --------------------------------------------------------------------------
+NAME="2. xtcocotools build"
+if (( REHEARSE )); then
+  venv=$("$PY" -c 'import importlib.metadata as m, xtcocotools._mask
+print("xtcocotools", m.version("xtcocotools"), "imports")' 2>&1 | tail -1)
+  rehearsal_skip "$NAME" "the venv's: $venv"
+elif (( ! STACK_OK )); then
+  log "$NAME: skipped: the wheels are not installed"; SUMMARY+=("$NAME: skipped (no wheels)")
+elif fit "$NAME" 15 120 195; then
+  t0=$(date +%s)
+  bounded python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site \
+    .whl/xtcocotools-*.tar.gz >>"$LOG" 2>&1
+  rc=$?; done_step "$NAME" $rc "$t0"; (( rc == 0 )) || STACK_OK=0
+else
+  STACK_OK=0
+fi
+
+# --- 3. mmcv ---------------------------------------------------------------------------------
+NAME="3. mmcv build (CPU ops)"
+# mmcv 2.1.0's setup.py: `elif is_rocm_pytorch or torch.cuda.is_available() or
+# os.getenv('FORCE_CUDA', '0') == '1':` builds the CUDA ops. CUDA_VISIBLE_DEVICES= (empty) for
+# the build command alone makes torch.cuda.is_available() False there.
+build_sees_gpu() {
+  CUDA_VISIBLE_DEVICES= "$PY" -c 'import torch; print(torch.cuda.is_available())' 2>&1 | tail -1
+}
+if (( REHEARSE )); then
+  cond="no mmcv sdist here to read"
+  if [ -f .whl/mmcv-2.1.0.tar.gz ]; then
+    cond="its setup.py tests torch.cuda.is_available() $(tar -xzOf .whl/mmcv-2.1.0.tar.gz \
+      mmcv-2.1.0/setup.py | grep -c 'torch.cuda.is_available()') times"
+  fi
+  # One interpreter for both facts (torch's import is most of the time).
+  venv=$(CUDA_VISIBLE_DEVICES= "$PY" -c 'import torch, mmcv, mmcv._ext
+print(f"mmcv {mmcv.__version__} with compiled ops; the build would see a GPU:",
+      torch.cuda.is_available())' 2>&1 | tail -1)
+  rehearsal_skip "$NAME" "the venv's: $venv; $cond"
+elif (( ! STACK_OK )); then
+  log "$NAME: skipped: the wheels are not installed"; SUMMARY+=("$NAME: skipped (no wheels)")
+elif fit "$NAME" 60 240 135; then
+  t0=$(date +%s)
+  BUILD=/tmp/build && rm -rf "$BUILD" && mkdir -p "$BUILD"
+  tar -xzf .whl/mmcv-2.1.0.tar.gz -C "$BUILD"
+  SRC="$BUILD/mmcv-2.1.0"
+  # torch >= 2.14's headers need C++20; mmcv 2.1.0 hard-codes -std=c++17 (torch 2.11: fine).
+  if python3 -c 'import sys, torch
+sys.exit(tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 14))'; then
+    sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
+    log "$NAME: torch >= 2.14: mmcv patched to C++20"
+  fi
+  log "$NAME: the build sees a GPU: $(build_sees_gpu) (must be False: CPU ops only)"
+  (cd "$SRC" && CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" \
+    CFLAGS="-g0" bounded python3 -m pip install -q --no-index --no-deps --no-build-isolation \
+    --target /tmp/site . >>"$LOG" 2>&1)
+  rc=$?; done_step "$NAME" $rc "$t0"
+  if (( rc == 0 )); then
+    so=$(ls /tmp/site/mmcv/_ext*.so 2>/dev/null | head -1)
+    if [ -n "$so" ] && ldd "$so" 2>/dev/null | grep -qE 'c10_cuda|torch_cuda|cudart'; then
+      log "$NAME: WARNING: $so links CUDA libraries (CUDA ops were built)"
+    else
+      log "$NAME: ${so:-mmcv/_ext*.so (not found)}: CPU ops only"
+    fi
+  else
+    tail -20 "$LOG"; STACK_OK=0
+  fi
+else
+  STACK_OK=0
+fi
+
+# --- 4. environment --------------------------------------------------------------------------
+NAME="4. environment (tools/check_env.py)"
+if (( ! STACK_OK )); then
+  log "$NAME: skipped: the stack is not installed (see above)"; SUMMARY+=("$NAME: skipped")
+elif fit "$NAME" 10 60 125; then
+  t0=$(date +%s)
+  bounded "$PY" tools/check_env.py 2>&1 | tee -a "$LOG"
+  done_step "$NAME" "${PIPESTATUS[0]}" "$t0"
+fi
+
+# --- 5. training throughput ------------------------------------------------------------------
+NAME="5. training throughput (tools/benchmark_train.py)"
+if (( ! STACK_OK )); then
+  log "$NAME: skipped: the stack is not installed"; SUMMARY+=("$NAME: skipped")
+elif fit "$NAME" 60 100000 65; then
+  t0=$(date +%s)
+  # --time-limit (counted from after its imports, ~10 s): no row starts that would end within
+  # ~10 s of the SIGTERM; the JSON and table in $OUT are rewritten after every row.
+  bounded "$PY" tools/benchmark_train.py --sb-config "$SB_CONFIG" --sam-config "$SAM_CONFIG" \
+    --settings fast mmpose --iters "$ITERS" \
+    --warmup "$WARMUP" --model-only-iters "$MODEL_ONLY" --model-only-warmup "$MODEL_ONLY_WARMUP" \
+    --batch-size "$BATCH" --num-workers "$WORKERS" --sync-check --profile \
+    --profile-steps "$PROFILE_STEPS" --time-limit "$(( T - 25 ))" \
+    --work-dir "$WORK/train" --out "$OUT/throughput.md" >"$OUT/benchmark_train.log" 2>&1
+  rc=$?
+  grep -E '^\[benchmark_train\]' "$OUT/benchmark_train.log" | tee -a "$LOG"
+  done_step "$NAME" $rc "$t0"
+fi
+
+# --- 6. inference latency --------------------------------------------------------------------
+NAME="6. inference latency (tools/benchmark_inference.py)"
+if (( ! STACK_OK )); then
+  log "$NAME: skipped: the stack is not installed"; SUMMARY+=("$NAME: skipped")
+elif fit "$NAME" 40 150 5; then
+  t0=$(date +%s)
+  bounded "$PY" tools/benchmark_inference.py --sb-config "$SB_CONFIG" --sam-config "$SAM_CONFIG" \
+    --batch-sizes "${INF_BATCHES[@]}" \
+    --device "$INF_DEVICE" --modes fp32 channels-last optimized-fp32 optimized-bf16 \
+    --warmup "$INF_WARMUP" --repeats "$INF_REPEATS" --work-dir "$WORK/inference" \
+    --out "$OUT/latency.md" >"$OUT/benchmark_inference.log" 2>&1
+  rc=$?
+  grep -E '^\[benchmark_inference\]' "$OUT/benchmark_inference.log" | tee -a "$LOG"
+  done_step "$NAME" $rc "$t0"
+fi
+
+# --- results ---------------------------------------------------------------------------------
+log "done: $(( $(date +%s) - START )) s of the ${BUDGET_S} s budget"
+for line in "${SUMMARY[@]}"; do log "  $line"; done
 for f in "$OUT/throughput.md" "$OUT/latency.md"; do
-  [ -f "$f" ] && cat "$f"
+  [ -f "$f" ] && { echo; cat "$f"; }
 done
-python3 - "$OUT/throughput.json" <<'EOF'
+[ -f "$OUT/throughput.json" ] && "$PY" - "$OUT/throughput.json" <<'EOF'
 import json, sys
 try:
-    rows = json.load(open(sys.argv[1]))['rows']
-except (OSError, KeyError, ValueError):
+    report = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
     sys.exit(0)
-for key, row in rows.items():
+for key, row in report.get('rows', {}).items():
     print(key, 'syncs per iteration:', row.get('syncs_per_iteration'))
+if report.get('skipped'):
+    print('rows skipped for the time limit:', ', '.join(report['skipped']))
 EOF
+log "files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
+(( REHEARSE )) && [[ "$WORK" == /tmp/gpu_check_work.* ]] && rm -rf "$WORK"
+(( FAILED )) && exit 1
+(( SKIPPED )) && exit 3
+exit 0

@@ -21,6 +21,7 @@ fields back into the data samples, so MMPose's heads see exactly what ``pseudo_c
 them. Batches from ``pseudo_collate`` (testing, the inferencer) take MMPose's path unchanged.
 """
 import math
+from contextlib import contextmanager
 from typing import Dict, List, Sequence
 
 import torch
@@ -83,13 +84,32 @@ class StackedPoseDataPreprocessor(PoseDataPreprocessor):
     @torch.compiler.disable
     def forward(self, data: dict, training: bool = False) -> dict:
         stacked = data.get(STACKED_FIELDS) or {}
-        data = super().forward({k: v for k, v in data.items() if k != STACKED_FIELDS}, training)
+        data = {k: v for k, v in data.items() if k != STACKED_FIELDS}
+        inputs = data['inputs']
+        if (self._channel_conversion and isinstance(inputs, torch.Tensor) and inputs.dim() == 4
+                and inputs.shape[1] == 3):
+            # MMEngine converts BGR to RGB with `inputs[:, [2, 1, 0]]`: an index tensor built from
+            # a Python list and copied to the GPU, a host-device wait every batch. For 3 channels
+            # that is a flip, which needs no index tensor.
+            data['inputs'] = self.cast_data(inputs).flip(1)
+            with self._channels_already_converted():
+                data = super().forward(data, training)
+        else:
+            data = super().forward(data, training)
         for name, values in stacked.items():
             element_name, field = name.split('.', 1)
             values = values.to(self.device, non_blocking=self._non_blocking)
             for sample, value in zip(data['data_samples'], values):
                 sample.get(element_name).set_field(value, field)
         return data
+
+    @contextmanager
+    def _channels_already_converted(self):
+        self._channel_conversion, converting = False, self._channel_conversion
+        try:
+            yield
+        finally:
+            self._channel_conversion = converting
 
     def _get_pad_shape(self, data: dict) -> List[tuple]:
         # MMPose 1.3.2 reads a stacked (N, C, H, W) batch's height from dim 1 (the channels).

@@ -33,6 +33,10 @@ test_dataloader = val_dataloader
 # Loss and accuracy are read back from the GPU once per log interval, not every iteration.
 default_hooks = dict(runtime_info=dict(type='LazyRuntimeInfoHook'))
 custom_hooks = [
+    # A GPU torch cannot use (old driver) stops the run in one line instead of training on the
+    # CPU; deterministic=True warns on CUDA ops without deterministic kernels; resumed optimizer
+    # step counters stay on the CPU (no per-step read-back).
+    dict(type='DeviceSetupHook'),
     dict(type='SyncBuffersHook'),  # MMPose's default
     dict(type='ChannelsLastHook'),  # NHWC weights and batches: no transposes around tensor cores
     # --- safety (README "When things go wrong"; mmpose_sam/engine) ----------------------------
