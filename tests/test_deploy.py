@@ -94,8 +94,13 @@ def test_metadata_describes_the_model(exported, pytorch_models):
                                      blur_kernel_size=3)
     assert metadata['test_cfg']['flip_test'] is False
     assert metadata['checkpoint'] == checkpoint.name
-    rebuilt = Config.fromstring(metadata['config'], file_format='.py')
+    # The config is data (JSON), never MMEngine's config parser (tests/test_untrusted_files.py).
+    assert metadata['mmpose_sam.format'] == '2' and isinstance(metadata['config'], dict)
+    rebuilt = Config(metadata['config'])
     assert rebuilt.model.backbone.type == 'SAMResNet'
+    expected = Config.fromfile(str(config))
+    assert rebuilt.test_dataloader.dataset.pipeline == \
+        json.loads(json.dumps(expected.test_dataloader.dataset.pipeline))  # tuples as lists
     expected_meta = pytorch_models['SAM'].dataset_meta
     assert metadata['dataset_meta'].keys() == expected_meta.keys()
     for key, value in expected_meta.items():

@@ -198,8 +198,9 @@ class OnnxTopdownInferencer(TopdownInferencer):
 
     def _init_detector(self, *args, **kwargs):
         from mmpose.registry import DATASETS
+        name = self.cfg.get('dataset_type')
         with registered_types_only(self.network.path):  # MMPose looks the dataset type up
-            if DATASETS.get(self.cfg.dataset_type) is None:
-                raise _refuse(self.network.path, f'dataset_type {self.cfg.dataset_type!r:.80} is '
-                              'not registered')
+            if not isinstance(name, str) or DATASETS.get(name) is None:
+                raise _refuse(self.network.path, f'dataset_type {name!r:.80} is not a registered '
+                              'dataset')
         return super()._init_detector(*args, **kwargs)

@@ -7,8 +7,9 @@ Writes the network (backbone + head): ``input``, normalised float32 crops (N, 3,
 the model's data preprocessor, to ``heatmaps`` (N, K, h, w); no decoding, no flip test (the
 onnxruntime demo, ``tools/demo.py --backend onnxruntime MODEL.onnx``, does both as the config
 says). The batch axis is dynamic. The file's metadata records the input size, mean, std and
-bgr_to_rgb, keypoint names and skeleton, the codec, test_cfg, dataset_meta and the whole config
-(mmpose_sam/deploy/metadata.py).
+bgr_to_rgb, keypoint names and skeleton, the codec, test_cfg, dataset_meta and the whole config,
+all as JSON data: reading the file back never runs code (mmpose_sam/deploy/metadata.py; files of
+older releases, whose config was Python code, are refused: export them again with this tool).
 
 Then onnxruntime runs a random batch of --check-batch crops and one summary line is printed; the
 exit status is 1 if its heatmaps differ from PyTorch's by more than --tolerance. Needs onnx and
