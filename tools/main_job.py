@@ -123,8 +123,8 @@ def draw_pictures(cfg: Config, checkpoint: str, out_dir: Path, bbox_file: str) -
 def training_precision(runner) -> str:
     """What the run computed in: bf16 AMP where the device has native bf16, else float32.
 
-    The same seeded command gives other numbers in bf16 than in float32 (README "The main
-    job"), so the summary says which one ran."""
+    The same seeded command gives other numbers in bf16 than in float32 (README
+    "The main job"), so the summary says which one ran."""
     device = next(runner.model.parameters()).device
     wrapper = runner.optim_wrapper
     dtype = getattr(wrapper, 'cast_dtype', None)

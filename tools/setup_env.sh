@@ -16,7 +16,7 @@
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3), MMPOSE_SAM_CACHE,
 # FORCE_CUDA, MAX_JOBS (parallel compile jobs for mmcv), and which CUDA build of torch to install:
 #   TORCH_INDEX_URL  a PyTorch wheel index, e.g. https://download.pytorch.org/whl/cu126 for a node
-#                    whose driver is older than CUDA 13's 580 (README "Set-up": driver table);
+#                    whose driver is older than CUDA 13's 580 (README "Set-up and the two commands");
 #   TORCH_WHEELS     a folder with torch and torchvision wheels (an offline cluster).
 # Without either, PyPI's torch 2.14.1 (a CUDA 13.0 build, driver >= 580; also runs on CPUs), which is
 # what CI tests. The versions are always requirements/torch.txt's.
