@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmpose.registry import MODELS
-from .models.attention import StageAttention
+from .models.attention import AttentionModule
 
 # FlopAnalyzer's names for the ops that FlopCounterMode counts too (convs and matrix products).
 MATMUL_OPS = ('conv', 'linear', 'addmm', 'matmul', 'mm', 'bmm', 'einsum')
@@ -80,6 +80,10 @@ def build_model(cfg: Config, device: Union[str, torch.device] = 'cpu') -> nn.Mod
     The backbone's and head's ``init_cfg`` are dropped so that nothing is ever downloaded
     (ImageNet weights do not change any count).
     """
+    from mmengine.registry import init_default_scope
+    # MMPose's own configs name MMPose modules without a scope (PoseDataPreprocessor, which
+    # MMEngine's BaseModel builds from MMEngine's registry): their scope must be the default.
+    init_default_scope(cfg.get('default_scope', 'mmpose'))
     model_cfg = copy.deepcopy(cfg.model)
     for part in ('backbone', 'neck', 'head'):
         if part in model_cfg:
@@ -141,28 +145,19 @@ class Complexity:
         return self.mismatch <= MISMATCH_TOLERANCE
 
 
-def attention_elementwise_ops(module: StageAttention, shape: Tuple[int, ...]) -> int:
-    """Element-wise ops of one :class:`StageAttention` on an ``N x C x H x W`` input that neither
-    MAC counter includes, one op per element per operation.
+def attention_elementwise_ops(module: AttentionModule, shape: Tuple[int, ...]) -> int:
+    """Element-wise ops of one attention module on an ``N x C x H x W`` input that neither MAC
+    counter includes, one op per element per operation: each module type counts its own
+    (:meth:`~mmpose_sam.models.AttentionModule.elementwise_ops`; for the paper's module: the
+    gating multiplies, sigmoids and ReLU, the channel mean, the residual add)."""
+    return module.elementwise_ops(tuple(shape))
 
-    Channel gate: ReLU on the ``C/r`` squeeze, sigmoid on the ``C`` gate, ``x * gate`` over
-    ``C*H*W`` (its global average pool is *not* here: FlopAnalyzer counts it). Spatial gate: the
-    channel mean over ``C*H*W`` (plus the channel max for ``avg+max``), the ReLU between the two
-    ``3x3+3x3`` convs or the sum of the two ``3x3//3x3`` branches over ``H*W``, the sigmoid over
-    ``H*W``, ``x * gate`` over ``C*H*W``. Then the learnable scale (``identity_init``) and the
-    residual add, ``C*H*W`` each. Conv biases are left out, as both counters leave them out
-    everywhere.
-    """
-    batch, channels, height, width = shape
-    chw, hw = channels * height * width, height * width
-    ratio = module.channel.squeeze.conv.in_channels // module.channel.squeeze.conv.out_channels
-    spatial = module.spatial
-    ops = channels // ratio + channels + chw  # channel gate
-    ops += chw * (2 if spatial.pooling == 'avg+max' else 1)  # channel pooling
-    ops += hw if spatial.kernel in ('3x3+3x3', '3x3//3x3') else 0  # ReLU or branch sum
-    ops += hw + chw  # spatial sigmoid and multiply
-    ops += chw * ((module.scale is not None) + module.residual)
-    return batch * ops
+
+def attention_label(model: nn.Module) -> str:
+    """What attention a model has: ``'none'``, or its attention modules' labels (``'sam-3x3+3x3'``,
+    ``'cbam'``, ``'se'``; several joined by ``', '``)."""
+    labels = sorted({m.label for m in model.modules() if isinstance(m, AttentionModule)})
+    return ', '.join(labels) or 'none'
 
 
 def count_complexity(model: nn.Module, hw: Tuple[int, int]) -> Complexity:
@@ -178,7 +173,7 @@ def count_complexity(model: nn.Module, hw: Tuple[int, int]) -> Complexity:
     # The torch counter's pass also records each attention module's input shape.
     shapes = []
     hooks = [m.register_forward_pre_hook(lambda mod, args: shapes.append((mod, args[0].shape)))
-             for m in model.modules() if isinstance(m, StageAttention)]
+             for m in model.modules() if isinstance(m, AttentionModule)]
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             wrapped(inputs)

@@ -1,5 +1,6 @@
 """Shared test set-up: the repo root, small helpers, thread limits for 2-core machines, float32 on
 every CPU, and the trained sample checkpoints (cached across sessions)."""
+import fcntl
 import hashlib
 import inspect
 import json
@@ -21,9 +22,12 @@ SB_SAMPLE_CONFIG = CONFIG_DIR / 'coco_sample' / \
 SAM_SAMPLE_CONFIG = CONFIG_DIR / 'coco_sample' / \
     'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py'
 
-# Two heavy torch processes on 2 cores slow each other ~10x: each test process and every process
-# a test spawns uses the same small, fixed number of threads.
-THREADS = os.environ.get('MMPOSE_SAM_TEST_THREADS', '2')
+# Two heavy torch processes whose threads outnumber the cores slow each other ~10x: each test
+# process and every process a test spawns uses its share of the cores, the cores divided by the
+# number of test processes (pytest.ini starts two, pytest-xdist's workers).
+WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+THREADS = os.environ.get('MMPOSE_SAM_TEST_THREADS') or str(
+    max(1, len(os.sched_getaffinity(0)) // WORKERS))
 torch.set_num_threads(int(THREADS))
 
 # The same precision on every CPU: mmpose_sam.amp trains in bf16 on CPUs with native bf16
@@ -67,6 +71,23 @@ def load_tool(name: str):
     return module
 
 
+def short_training_cfg(config=SB_SAMPLE_CONFIG, work_dir=None, iters=2, batch_size=4):
+    """A sample config for a few training iterations in the test process: iteration-based, no
+    validation or testing, no schedulers, no checkpoints, a log line every iteration."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(work_dir)
+    cfg.randomness = dict(seed=0)
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10**6)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
+    cfg.param_scheduler = None
+    cfg.default_hooks.checkpoint = None
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    return cfg
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_seed():
     torch.manual_seed(0)
@@ -84,8 +105,8 @@ def cpu_amp_mode(request, monkeypatch):
 # Parity checks (ONNX export, optimize_for_inference) compare decoded keypoints, which only mean
 # something where the heatmaps have clear peaks: an untrained network's near-flat maps turn a
 # 1e-6 difference into a different argmax; accuracy checks (test_trained_accuracy.py, the demo)
-# need a model that has learnt the sample. Both sample models are trained TRAINED_EPOCHS epochs
-# (3-4 minutes each on 2 cores: at 40 epochs the peaks were still too flat for bf16 parity, a
+# need a model that has learnt the sample. Both sample models are trained by the main job's
+# training step for TRAINED_EPOCHS epochs (3-4 minutes each on 2 cores: at 40 epochs the peaks were still too flat for bf16 parity, a
 # 3.6 px argmax flip at a keypoint of score 0.24) and cached in CHECKPOINT_CACHE under a hash of
 # everything the weights depend on (`checkpoint_key`): a change to any of it trains anew, and a
 # checkpoint of other inputs is never used. Old entries are never deleted (another checkout may
@@ -94,36 +115,35 @@ TRAINED_EPOCHS = 100
 CHECKPOINT_CACHE = Path(os.environ.get('MMPOSE_SAM_TEST_CHECKPOINTS') or
                         Path.home() / '.cache' / 'mmpose-sam' / 'test-checkpoints')
 # The mmpose_sam code in the key: what computes the weights (the network, its data preprocessor,
-# head and loss; the dataset; the precision) and what writes the checkpoint file. Not in it:
-# loading, the other hooks, runners, inference and export, which change neither the weights of a
-# normal run nor the file (a change there that does must add its file here).
-TRAINING_SOURCES = ('models/', 'datasets/', 'amp.py', 'checkpoint/atomic_save.py',
-                    'engine/checkpoint_hook.py')
+# head and loss; the dataset; the precision; the train loop and hooks) and what writes the
+# checkpoint file. Not in it: loading, runners, inference and export, which change neither the
+# weights of a normal run nor the file (a change there that does must add its file here).
+TRAINING_SOURCES = ('models/', 'datasets/', 'engine/', 'amp.py', 'checkpoint/atomic_save.py')
 
 
 def train_sample_checkpoint(config: Path, work_dir: Path, epochs: int = TRAINED_EPOCHS) -> Path:
-    """Train a sample config from scratch for ``epochs`` epochs in this process; the last
-    checkpoint (model, optimizer, ``dataset_meta``, as MMEngine saves it)."""
-    from mmengine.config import Config
-
+    """README's main job's training (``tools/main_job.py``) of a sample config, shortened to
+    ``epochs`` epochs, in this process: seed 0, the schedule cut at ``epochs`` (the sample's
+    learning-rate drop at 120 goes), one validation, at the end, so that the checkpoint the main
+    job keeps (the best by coco/AP) is the last. That checkpoint: weights, ``dataset_meta`` and
+    ``meta``, no optimizer state (the tests load it many times and never resume it; Adam's state
+    would triple it to ~400 MB)."""
     from mmpose_sam.runners import build_runner  # a visualizer of its own (see there)
-    cfg = Config.fromfile(str(config))
-    cfg.work_dir = str(work_dir)
-    cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = 10**6  # no validation: only the weights are wanted
-    cfg.param_scheduler = [s for s in cfg.param_scheduler if not s.get('by_epoch', True)]
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs, save_best=None,
-                                        max_keep_ckpts=1)
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
-    cfg.randomness = dict(seed=0)
+    main_job = load_tool('main_job')
+    cfg = main_job.training_config(main_job.parse_args([
+        '--config', str(config), '--epochs', str(epochs), '--val-interval', str(epochs),
+        '--work-dir', str(work_dir), '--cfg-options',
+        'default_hooks.checkpoint.save_optimizer=False',
+        'default_hooks.checkpoint.save_param_scheduler=False',
+        'default_hooks.logger.interval=10']))
     build_runner(cfg).train()
-    return work_dir / f'epoch_{epochs}.pth'
+    return Path(main_job.best_checkpoint(cfg.work_dir))
 
 
 def checkpoint_inputs(config: Path) -> dict:
     """What a trained sample checkpoint depends on, as ``{name: sha256 or version}``: the config
     as merged with its bases (MMPose's included), the package's TRAINING_SOURCES, the sample data,
-    the training recipe above, the library versions, the device and the precision."""
+    the training recipe above and the main job it runs, the library versions, the device and the precision."""
     import mmcv
     import mmengine
     import mmpose
@@ -144,6 +164,7 @@ def checkpoint_inputs(config: Path) -> dict:
         name = path.relative_to(package).as_posix()
         if name.startswith(TRAINING_SOURCES):
             inputs[f'mmpose_sam/{name}'] = digest(path.read_bytes())
+    inputs['tools/main_job.py'] = digest((ROOT / 'tools' / 'main_job.py').read_bytes())
     for path in sorted(SAMPLE_DIR.glob('*.j*')):  # test_coco.json and the images
         inputs[f'data/{path.name}'] = digest(path.read_bytes())
     inputs.update(python=sys.version.split()[0], torch=torch.__version__, mmpose=mmpose.__version__,
@@ -179,6 +200,28 @@ def cached_sample_checkpoint(name: str, config: Path, cache: Path = CHECKPOINT_C
     return target
 
 
+def cached_sample_checkpoints(configs: dict, cache: Path = CHECKPOINT_CACHE) -> dict:
+    """``{name: (config, cached_sample_checkpoint(name, config))}``. Test processes sharing the
+    cache (pytest-xdist's workers) share the work: each trains the first checkpoint no other
+    process is training (a lock file per name) and then waits for the ones others train."""
+    cache.mkdir(parents=True, exist_ok=True)
+    found, others = {}, []
+    for name, config in configs.items():
+        lock = open(cache / f'.{name}.lock', 'w')
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process is training it
+            others.append((name, config, lock))
+            continue
+        with lock:
+            found[name] = (config, cached_sample_checkpoint(name, config, cache))
+    for name, config, lock in others:
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # until the other process is done with it
+            found[name] = (config, cached_sample_checkpoint(name, config, cache))
+    return {name: found[name] for name in configs}
+
+
 @pytest.fixture(scope='session')
 def trained_checkpoints():
     """``{'SimpleBaseline': (config, checkpoint), 'SAM': (config, checkpoint)}`` of the two
@@ -186,8 +229,7 @@ def trained_checkpoints():
     cwd = os.getcwd()
     os.chdir(ROOT)  # the sample configs' data_root is relative to the repo root
     try:
-        return {name: (config, cached_sample_checkpoint(name, config))
-                for name, config in (('SimpleBaseline', SB_SAMPLE_CONFIG),
-                                     ('SAM', SAM_SAMPLE_CONFIG))}
+        return cached_sample_checkpoints({'SimpleBaseline': SB_SAMPLE_CONFIG,
+                                          'SAM': SAM_SAMPLE_CONFIG})
     finally:
         os.chdir(cwd)

@@ -108,7 +108,7 @@ def test_metafile_loads_with_openmims_model_index():
     index = load(str(ROOT / 'model-index.yml'))
     assert len(index.models) == len(list(COCO.glob('*.py')))
     assert {model.in_collection for model in index.models} == {
-        'SimpleBaseline2D', 'EfficientSpatialAttention'}
+        'SimpleBaseline2D', 'EfficientSpatialAttention', 'HRNet', 'CBAM', 'SENet'}
 
 
 def test_metafile_keeps_paper_figures_apart():

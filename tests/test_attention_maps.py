@@ -74,8 +74,9 @@ def test_subset_of_attention_stages():
 def test_simplebaseline_has_no_attention():
     from mmpose.apis import init_model
     model = init_model(str(SB_SAMPLE_CONFIG), None, device='cpu')
-    with pytest.raises(ValueError, match=r'^ResNet has no spatial attention: attention maps need '
-                       r'a SAMResNet backbone'):
+    with pytest.raises(ValueError, match=r'^ResNet has no spatial attention \(it has no attention '
+                       r"modules\): attention maps need a backbone with attention=dict\(type="
+                       r"'StageAttention'\) or 'CBAM'"):
         capture_spatial_attention(model, torch.randn(1, 3, 256, 192))
 
 

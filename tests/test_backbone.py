@@ -4,7 +4,7 @@ import torchvision
 from mmpose.models.backbones import ResNet
 
 from mmpose_sam.models import SAMResNet, StageAttention
-from mmpose_sam.models.backbones import sam_resnet
+from mmpose_sam.models.backbones import attention_backbones
 
 # Channel attention after stages of 256, 512, 1024, 2048 channels with r=16: two 1x1 convs with
 # bias each, C*C/16 + C/16 + C/16*C + C.
@@ -108,7 +108,7 @@ def test_imagenet_init_loads_resnet_part_and_reports_one_line(torchvision_resnet
     model = SAMResNet(
         50, identity_init=True, init_cfg=dict(type='Pretrained', checkpoint=str(torchvision_resnet50)))
     lines = []
-    monkeypatch.setattr(sam_resnet, 'print_log', lambda msg, **kwargs: lines.append(msg))
+    monkeypatch.setattr(attention_backbones, 'print_log', lambda msg, **kwargs: lines.append(msg))
     model.init_weights()
     # 318 = torchvision's 320 entries less fc; 36 = 4 stages x (4 channel, 4 spatial, 1 scale)
     assert lines == [f'SAMResNet: loaded 318 ResNet tensors from {torchvision_resnet50}; '

@@ -1,7 +1,9 @@
 """tools/benchmark_train.py and the hook it times with, on the CPU with tiny settings.
 
 This checks that the benchmark runs and reports well-formed numbers for both models, never how
-fast either is: speed targets belong to the benchmark's own output (on a GPU), not to tests.
+fast either is: speed targets belong to the benchmark's own output (on a GPU), not to tests. Its
+full run (both models, both settings, profile and sync check) is the device check's step 5, whose
+rehearsal tests/test_gpu_check.py runs once and checks with ``check_throughput_report`` below.
 """
 import json
 import math
@@ -75,15 +77,12 @@ def _rows(text):
     return {(row['model'], row['setting']): row for row in rows}
 
 
-def test_benchmark_writes_both_models_in_both_settings(tmp_path):
-    out = tmp_path / 'throughput.md'
-    proc = run_python(['tools/benchmark_train.py', '--iters', '2', '--warmup', '1',
-                       '--model-only-iters', '2', '--batch-size', '2', '--num-workers', '1',
-                       '--profile', '--sync-check', '--work-dir', tmp_path, '--out', out],
-                      timeout=900)
-    rows = _rows(out.read_text())
+def check_throughput_report(table: Path, work_dir: Path) -> None:
+    """What ``benchmark_train.py --settings fast mmpose --profile --sync-check`` on the CPU must
+    write: the markdown ``table``, its JSON beside it, the profile trace in ``work_dir``."""
+    rows = _rows(table.read_text())
     models = [(m, s) for s in ('mmpose', 'fast') for m in ('SimpleBaseline', 'SAM')]
-    assert list(rows)[:4] == models
+    assert sorted(list(rows)[:4]) == sorted(models)
     assert {('SAM / SB (mmpose)', ''), ('SAM / SB (fast)', ''), ('SimpleBaseline: fast / mmpose',
             ''), ('SAM: fast / mmpose', '')} <= set(rows)
     for key in models:
@@ -93,8 +92,7 @@ def test_benchmark_writes_both_models_in_both_settings(tmp_path):
         assert rows[key]['peak GPU memory (GiB)'] == '-'  # CPU: nothing to report
         assert all(float(s) >= 0 for s in rows[key][
             'start-up: runner / to 1st iter / 1st iter (s)'].split(' / '))
-    assert 'training throughput: ' in proc.stdout
-    report = json.loads(out.with_suffix('.json').read_text())
+    report = json.loads(table.with_suffix('.json').read_text())
     assert len(report['rows']) == 4
     for row in report['rows'].values():
         assert row['device'] == 'cpu' and math.isfinite(row['model_only_loss'])
@@ -109,7 +107,7 @@ def test_benchmark_writes_both_models_in_both_settings(tmp_path):
             assert row['optim_wrapper'] == 'mmengine.optim.optimizer.optimizer_wrapper.OptimWrapper'
             assert row['custom_hooks'] == ['SyncBuffersHook']
     assert report['skipped'] == []
-    assert (tmp_path / 'fast_sam' / 'profile' / 'trace.json').is_file()
+    assert (work_dir / 'fast_sam' / 'profile' / 'trace.json').is_file()
 
 
 def _dry_run_output(stdout):

@@ -25,6 +25,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, save_
 
 import mmpose_sam  # noqa: F401  (registers the loaders and the storage backend)
 from conftest import SB_SAMPLE_CONFIG, run_python
+from helpers_full_disk import FillsUp  # the training child below uses it too
 from mmpose_sam.checkpoint import CheckpointNotFoundError, DiskFullError
 from mmpose_sam.checkpoint import atomic_save
 from mmpose_sam.checkpoint.integrity import human_size
@@ -181,30 +182,6 @@ Usage = namedtuple('Usage', 'total used free')
 FREE = 12 * 2**20
 
 
-class FillsUp:
-    """A file object from ``os.fdopen`` that writes ``room`` bytes, then fails as a full disk."""
-
-    def __init__(self, file, room: int):
-        self.file, self.room = file, room
-
-    def write(self, data) -> int:
-        if len(data) > self.room:
-            self.file.write(bytes(data[:self.room]))
-            self.file.flush()
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.room -= len(data)
-        return self.file.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
-
-
 @pytest.fixture
 def fill_disk(monkeypatch):
     """Call it, and saves write 100 bytes, then fail with ENOSPC; ``shutil.disk_usage`` reports
@@ -252,25 +229,14 @@ def test_full_disk_is_one_line_and_keeps_what_was_there(tmp_path, fill_disk, bef
 # system filled up just before that save when the test may mount one (root), else with ENOSPC
 # injected at the write, after part of the bytes.
 FULL_DISK_TRAIN = '''
-import errno, os, sys
+import os, sys
+sys.path.insert(0, {tests!r})
 import mmpose_sam
+from helpers_full_disk import FillsUp
 from mmpose_sam.checkpoint import atomic_save
 from mmpose_sam.mmpose_tools import run_mmpose_tool
 filler = os.environ.get('FILLER')
 put, fdopen = atomic_save.AtomicLocalBackend.put, os.fdopen
-
-class FillsUp:
-    def __init__(self, file):
-        self.file = file
-    def write(self, data):
-        self.file.write(bytes(data[:len(data) // 3]))
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-    def __enter__(self):
-        return self
-    def __exit__(self, *exc):
-        self.file.close()
 
 def put_on_a_full_disk(self, obj, filepath):
     if not str(filepath).endswith('epoch_2.pth'):
@@ -281,7 +247,7 @@ def put_on_a_full_disk(self, obj, filepath):
         os.posix_fallocate(fd, 0, stats.f_bavail * stats.f_frsize - 2**20)
         os.close(fd)
         return put(self, obj, filepath)
-    os.fdopen = lambda fd, mode: FillsUp(fdopen(fd, mode))
+    os.fdopen = lambda fd, mode: FillsUp(fdopen(fd, mode), 100)
     try:
         return put(self, obj, filepath)
     finally:
@@ -321,7 +287,7 @@ def test_full_disk_while_training_then_resume(tmp_path, small_disk):
     work = (small_disk or tmp_path) / 'work'
     filler = (small_disk / 'filler') if small_disk else None
     script = tmp_path / 'full_disk_train.py'
-    script.write_text(FULL_DISK_TRAIN)
+    script.write_text(FULL_DISK_TRAIN.format(tests=str(Path(__file__).parent)))
     proc = run_python([script, SB_SAMPLE_CONFIG, '--work-dir', work, '--cfg-options', *TWO_EPOCHS],
                       check=False, **({'FILLER': str(filler)} if filler else {}))
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]

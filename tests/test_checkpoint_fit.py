@@ -21,14 +21,14 @@ from mmpose_sam.checkpoint.fit import checkpoint_attention, model_attention
 SB, SAM = str(SB_SAMPLE_CONFIG), str(SAM_SAMPLE_CONFIG)
 SB_INTO_SAM = (
     '{path} does not fit TopdownPoseEstimator(SAMResNet, BilinearHeatmapHead): missing 32 '
-    'attention tensors (backbone.layer1.3.channel.squeeze.conv.weight, ...), missing 21 head '
+    'attention tensors (backbone.layer1.3.channel.conv1.conv.weight, ...), missing 21 head '
     'tensors (head.deconv_layers.0.1.conv.weight, ...), unexpected 15 head tensors '
     '(head.deconv_layers.0.weight, ...): no attention weights: a SimpleBaseline checkpoint? Use a '
     'SimpleBaseline config')
 SAM_INTO_SB = (
     '{path} does not fit TopdownPoseEstimator(ResNet, HeatmapHead): missing 15 head tensors '
     '(head.deconv_layers.0.weight, ...), unexpected 32 attention tensors '
-    '(backbone.layer1.3.channel.squeeze.conv.weight, ...), unexpected 21 head tensors '
+    '(backbone.layer1.3.channel.conv1.conv.weight, ...), unexpected 21 head tensors '
     '(head.deconv_layers.0.1.conv.weight, ...): attention weights: a SAM checkpoint? Use a SAM '
     'config')
 
@@ -112,7 +112,7 @@ def test_partial_load_from_fine_tunes_sam_from_a_simplebaseline(checkpoints, tmp
     assert lines == [
         f'{checkpoints["SB"]}: loaded 267 of 320 tensors of TopdownPoseEstimator(SAMResNet, '
         'BilinearHeatmapHead) (partial:); not loaded: missing 32 attention tensors '
-        '(backbone.layer1.3.channel.squeeze.conv.weight, ...), missing 21 head tensors '
+        '(backbone.layer1.3.channel.conv1.conv.weight, ...), missing 21 head tensors '
         '(head.deconv_layers.0.1.conv.weight, ...), unexpected 15 head tensors '
         '(head.deconv_layers.0.weight, ...)']
     assert (tmp_path / 'epoch_1.pth').is_file()
@@ -126,8 +126,8 @@ def test_partial_loads_what_fits_and_keeps_the_rest(checkpoints):
     sb = torch.load(checkpoints['SB'], weights_only=False)['state_dict']
     assert torch.equal(model.backbone.conv1.weight, sb['backbone.conv1.weight'])
     assert torch.equal(model.head.final_layer.weight, sb['head.final_layer.weight'])
-    assert torch.equal(model.backbone.layer1[3].channel.squeeze.conv.weight,
-                       fresh.backbone.layer1[3].channel.squeeze.conv.weight)
+    assert torch.equal(model.backbone.layer1[3].channel.conv1.conv.weight,
+                       fresh.backbone.layer1[3].channel.conv1.conv.weight)
 
 
 def test_partial_with_nothing_that_fits_is_still_an_error(tmp_path):
@@ -167,7 +167,7 @@ def test_attention_in_other_stages(checkpoints):
                    cfg_options={'model.backbone.attention_stages': [0, 2]})
     assert str(error.value) == (
         f'{checkpoints["SAM"]} does not fit TopdownPoseEstimator(SAMResNet, BilinearHeatmapHead): '
-        'unexpected 16 attention tensors (backbone.layer2.4.channel.squeeze.conv.weight, ...): '
+        'unexpected 16 attention tensors (backbone.layer2.4.channel.conv1.conv.weight, ...): '
         'attention after stages 1, 2, 3, 4 (the model: 1, 3)')
 
 

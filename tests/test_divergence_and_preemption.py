@@ -1,6 +1,7 @@
 """A day-long run survives divergence and preemption: real training processes on the bundled
 sample (README "When things go wrong")."""
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -8,10 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
 from mmpose_sam.engine import DivergenceError, DivergenceHook
 
-from conftest import ROOT, SB_SAMPLE_CONFIG, run_python, subprocess_env
+from conftest import ROOT, SB_SAMPLE_CONFIG, run_python, short_training_cfg, subprocess_env
 from helpers_preemption import PREEMPT_OPTS, same_weights, with_tests_on_path, write_config
 
 TRAIN = [ROOT / 'tools' / 'train.py', SB_SAMPLE_CONFIG]
@@ -31,11 +34,16 @@ def test_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(t
     assert 'Traceback' not in proc.stderr
     message = last_line(proc.stderr)
     good = tmp_path / 'epoch_1.pth'
-    assert message.startswith('error: training diverged at iteration 2 (epoch 2): the loss ')
-    assert message.endswith(f'x its early value {message.split("early value ")[1].split()[0]} '
-                            f'(limit 100x); last good checkpoint: {good} (--resume continues '
-                            'from it with its optimizer state; to change the learning rate, '
-                            f'start from its weights: load_from={good})')
+    # The early value is the first iteration's loss, kept in the message hub of epoch_1.pth.
+    early = torch.load(good, map_location='cpu', weights_only=False)[
+        'message_hub']['runtime_info']['divergence_reference_loss']
+    good_re, early_re = re.escape(str(good)), re.escape(f'{early:.3g}')
+    pattern = (r'error: training diverged at iteration 2 \(epoch 2\): the loss (\S+) is (\S+)x '
+               rf'its early value {early_re} \(limit 100x\); last good checkpoint: {good_re} '
+               r'\(--resume continues from it with its optimizer state; to change the learning '
+               rf'rate, start from its weights: load_from={good_re}\)')
+    loss, ratio = re.fullmatch(pattern, message).groups()
+    assert float(ratio) == pytest.approx(float(loss) / early, rel=0.01) and float(ratio) > 100
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']  # no diverged save
     # The last good checkpoint resumes (and, with its learning rate of 3, diverges again) ...
     again = run_python([*TRAIN, '--work-dir', tmp_path, '--resume', *opts], check=False)
@@ -69,22 +77,66 @@ def _step(hook, runner, loss, grad=1.0):
     runner.iter += 1
 
 
-def test_non_finite_gradient_norm_stops_at_its_iteration(tmp_path):
-    runner = _Runner(tmp_path)
-    runner.message_hub.runtime_info.clear()
-    hook = DivergenceHook(interval=4)
-    hook.before_train(runner)
-    _step(hook, runner, 0.004)
-    _step(hook, runner, 0.003, grad=math.inf)  # finite loss, infinite gradients
-    _step(hook, runner, 0.003)
+class FaultAt(Hook):
+    """Injects a fault into a real training run at one iteration (0-based ``iteration``):
+    ``'nan loss'`` sets the head's last conv to NaN, ``'inf gradient'`` makes that conv's
+    gradient infinite while the loss stays finite."""
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, iteration: int, fault: str):
+        self.iteration, self.fault, self.handle = iteration, fault, None
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter != self.iteration:
+            return
+        weight = runner.model.head.final_layer.weight
+        if self.fault == 'nan loss':
+            with torch.no_grad():
+                weight.fill_(math.nan)
+        else:
+            self.handle = weight.register_hook(lambda grad: torch.full_like(grad, math.inf))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+
+def train_with_fault(work_dir, fault: str, iteration: int, checkpoint_every_epoch: bool):
+    """Two epochs of 3 iterations (batch 4 of the 12 people) of the SimpleBaseline sample config
+    in this process, its own DivergenceHook checking at each epoch end (interval 100)."""
+    cfg = short_training_cfg(work_dir=work_dir)
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=10**6)
+    cfg.custom_hooks = [dict(type='DivergenceHook', interval=100)]
+    if checkpoint_every_epoch:
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(FaultAt(iteration, fault))
     with pytest.raises(DivergenceError) as info:
-        _step(hook, runner, 0.003)  # the 4th iteration reads all four back
-    assert str(info.value) == ('training diverged at iteration 2 (epoch 1): the gradient norm '
-                               'is inf; last good checkpoint: none saved yet')
-    hook.after_train(runner)
+        runner.train()
+    return str(info.value)
 
 
-def test_nan_loss_and_checks_before_every_save(tmp_path):
+def test_nan_loss_in_a_real_run_stops_before_the_epoch_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    message = train_with_fault(tmp_path, 'nan loss', iteration=3, checkpoint_every_epoch=True)
+    good = tmp_path / 'epoch_1.pth'
+    assert message == (f'training diverged at iteration 4 (epoch 2): the loss is nan; last good '
+                       f'checkpoint: {good} (--resume continues from it with its optimizer state; '
+                       f'to change the learning rate, start from its weights: load_from={good})')
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
+
+
+def test_infinite_gradient_with_a_finite_loss_in_a_real_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    message = train_with_fault(tmp_path, 'inf gradient', iteration=1, checkpoint_every_epoch=False)
+    assert message == ('training diverged at iteration 2 (epoch 1): the gradient norm is inf; '
+                       'last good checkpoint: none saved yet')
+
+
+def test_checks_before_every_other_save(tmp_path):
+    """Saves outside the epoch end (best checkpoints, PreemptionHook) are checked too."""
     runner = _Runner(tmp_path)
     runner.message_hub.runtime_info.clear()
     (tmp_path / 'last_checkpoint').write_text(f'{tmp_path}/epoch_3.pth')

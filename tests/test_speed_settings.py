@@ -2,6 +2,7 @@
 computes what MMPose's own path computes. Timings are the benchmarks' business, not these tests'.
 """
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -20,25 +21,11 @@ from mmpose_sam.errors import UserError
 from mmpose_sam.models import StackedPoseDataPreprocessor, stack_collate
 from mmpose_sam.models.heads import heatmap_pck_accuracy
 
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python, short_training_cfg
 
 SPEED_KEYS = dict(optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16'),
                   data_preprocessor='StackedPoseDataPreprocessor', collate_fn='stack_collate',
                   runtime_info='LazyRuntimeInfoHook', compute_acc='device')
-
-
-def sample_cfg(config=SB_SAMPLE_CONFIG, work_dir=None, iters=2, batch_size=4) -> Config:
-    cfg = Config.fromfile(str(config))
-    cfg.work_dir = str(work_dir)
-    cfg.randomness = dict(seed=0)
-    cfg.train_dataloader.batch_size = batch_size
-    cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10**6)
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
-    cfg.param_scheduler = None
-    cfg.default_hooks.checkpoint = None
-    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    return cfg
 
 
 def train(cfg) -> Runner:
@@ -99,11 +86,20 @@ def test_float16_amp_on_a_cpu_is_one_line():
                                'supports bfloat16 only (optim_wrapper.dtype=bfloat16)')
 
 
-def test_cpu_without_native_bf16_trains_in_float32(monkeypatch, caplog):
+@pytest.mark.parametrize('mode,why', [
+    ('auto', 'this CPU has no native bfloat16 (AVX-512-BF16/AMX) and would emulate it many times '
+             'slower than float32'),
+    ('off', 'MMPOSE_SAM_CPU_AMP=off: for AMP this CPU has no native bfloat16')])
+def test_cpu_without_native_bf16_trains_in_float32_and_says_so(monkeypatch, mode, why):
+    monkeypatch.setenv('MMPOSE_SAM_CPU_AMP', mode)
     monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: False)
+    logged = []
+    monkeypatch.setattr(amp, 'print_log', lambda msg, **kw: logged.append((msg, kw['level'])))
     model, wrapper = _wrapper(dtype='bfloat16')
+    assert not wrapper.autocast_enabled and wrapper.loss_scaler is None
     with wrapper.optim_context(model):
         assert model(torch.rand(3, 4)).dtype == torch.float32
+    assert logged == [(f'AmpOptimWrapper: {why}, so training runs in float32', logging.WARNING)]
 
 
 def test_cpu_with_native_bf16_autocasts(monkeypatch):
@@ -120,7 +116,7 @@ def test_bf16_autocast_trains_the_sample_model_two_iterations(tmp_path, in_repo,
     """The real thing on a CPU: the whole config under CPU bf16 autocast (emulated here, hence
     a batch of 2)."""
     monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: True)
-    runner = train(sample_cfg(SAM_SAMPLE_CONFIG, tmp_path, batch_size=2))
+    runner = train(short_training_cfg(SAM_SAMPLE_CONFIG, tmp_path, batch_size=2))
     assert runner.optim_wrapper.autocast_enabled
     losses = history(runner, 'loss')
     assert len(losses) == 2 and all(np.isfinite(losses))
@@ -134,8 +130,9 @@ def test_tools_train_amp_flag_trains_on_a_cpu(tmp_path):
                        'optim_wrapper.dtype=None', 'default_hooks.logger.interval=1'])
     log = proc.stdout + proc.stderr
     assert 'Epoch(train) [2][1/1]' in log and 'AssertionError' not in log
-    if not amp.cpu_has_native_bf16():
-        assert 'this CPU has no native bfloat16' in log and 'training runs in float32' in log
+    # The suite runs every child with MMPOSE_SAM_CPU_AMP=off (conftest): float32, and it says so.
+    assert ('AmpOptimWrapper: MMPOSE_SAM_CPU_AMP=off: for AMP this CPU has no native bfloat16, '
+            'so training runs in float32') in log
 
 
 # acc_pose on the device ----------------------------------------------------------------------
@@ -219,7 +216,7 @@ def test_stack_collate_sends_three_tensors_and_the_model_sees_the_same_batch(in_
 
 def test_lazy_runtime_info_gives_the_logger_the_same_values(tmp_path, in_repo):
     def losses_with(runtime_info, work_dir):
-        cfg = sample_cfg(work_dir=work_dir, iters=5)
+        cfg = short_training_cfg(work_dir=work_dir, iters=5)
         cfg.default_hooks.runtime_info = dict(type=runtime_info)
         cfg.default_hooks.logger.interval = 2
         runner = train(cfg)
@@ -231,7 +228,7 @@ def test_lazy_runtime_info_gives_the_logger_the_same_values(tmp_path, in_repo):
 
 
 def test_channels_last_hook_converts_weights_and_every_batch(tmp_path, in_repo):
-    runner = train(sample_cfg(work_dir=tmp_path))
+    runner = train(short_training_cfg(work_dir=tmp_path))
     conv = runner.model.backbone.conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     batch = runner.model.data_preprocessor(
@@ -240,19 +237,84 @@ def test_channels_last_hook_converts_weights_and_every_batch(tmp_path, in_repo):
     assert all(np.isfinite(history(runner, 'loss')))
 
 
-@pytest.mark.parametrize('setting,change', [
-    ('fp32', dict(optim_wrapper=dict(_delete_=True, type='OptimWrapper',
-                                     optimizer=dict(type='Adam', lr=2e-3)))),
-    ('mmpose data path', dict(model=dict(data_preprocessor=dict(type='PoseDataPreprocessor')),
-                              train_dataloader=dict(collate_fn=dict(type='pseudo_collate')))),
-    ('numpy acc_pose', dict(model=dict(train_cfg=dict(compute_acc=True)))),
-    ('NCHW', dict(custom_hooks=[])),
-    ('two workers', dict(train_dataloader=dict(num_workers=2, persistent_workers=True))),
+def settings_in_effect(runner) -> dict:
+    """What the run actually used, read off the runner, for each speed setting that can be off."""
+    wrapper, loader = runner.optim_wrapper, runner.train_dataloader
+    collate = getattr(loader.collate_fn, 'func', loader.collate_fn)
+    return {
+        'optim_wrapper': (type(wrapper).__name__, getattr(wrapper, 'loss_scaler', None)),
+        'data path': (type(runner.model.data_preprocessor).__name__, collate.__name__),
+        'acc_pose': dict(runner.accuracy_calls),
+        'memory format': runner.model.backbone.conv1.weight.is_contiguous(
+            memory_format=torch.channels_last),
+        'workers': loader.num_workers,
+    }
+
+
+def train_counting_accuracy(cfg) -> Runner:
+    """Train ``cfg``, counting calls of the two ``acc_pose`` implementations: MMPose's numpy
+    ``pose_pck_accuracy`` and our torch ``heatmap_pck_accuracy``."""
+    import mmpose.models.heads.heatmap_heads.heatmap_head as mmpose_head
+    from mmpose_sam.models.heads import device_accuracy
+    calls = {'numpy': 0, 'device': 0}
+
+    def counting(name, function):
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+        return counted
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mmpose_head, 'pose_pck_accuracy',
+                      counting('numpy', mmpose_head.pose_pck_accuracy))
+        patch.setattr(device_accuracy, 'heatmap_pck_accuracy',
+                      counting('device', device_accuracy.heatmap_pck_accuracy))
+        runner = train(cfg)
+    runner.accuracy_calls = calls
+    return runner
+
+
+ALL_ON = {'optim_wrapper': ('AmpOptimWrapper', None),  # bf16: no GradScaler
+          'data path': ('StackedPoseDataPreprocessor', 'stack_collate'),
+          'acc_pose': {'numpy': 0, 'device': 2},
+          'memory format': True,
+          'workers': 0}
+
+
+@pytest.fixture(scope='module')
+def all_settings_on(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(ROOT)
+        work_dir = tmp_path_factory.mktemp('on')
+        runner = train_counting_accuracy(short_training_cfg(work_dir=work_dir))
+    return settings_in_effect(runner), history(runner, 'loss')
+
+
+def test_every_speed_setting_is_on_in_the_sample_config(all_settings_on):
+    settings, losses = all_settings_on
+    assert settings == ALL_ON
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+@pytest.mark.parametrize('setting,change,off', [
+    ('optim_wrapper', dict(optim_wrapper=dict(_delete_=True, type='OptimWrapper',
+                                              optimizer=dict(type='Adam', lr=2e-3))),
+     ('OptimWrapper', None)),
+    ('data path', dict(model=dict(data_preprocessor=dict(type='PoseDataPreprocessor')),
+                       train_dataloader=dict(collate_fn=dict(type='pseudo_collate'))),
+     ('PoseDataPreprocessor', 'pseudo_collate')),
+    ('acc_pose', dict(model=dict(train_cfg=dict(compute_acc=True))), {'numpy': 2, 'device': 0}),
+    ('memory format', dict(custom_hooks=[]), False),
+    ('workers', dict(train_dataloader=dict(num_workers=2, persistent_workers=True)), 2),
 ])
-def test_each_setting_can_be_turned_off_and_trains(tmp_path, in_repo, setting, change):
-    cfg = sample_cfg(work_dir=tmp_path)
+def test_each_setting_can_be_turned_off_alone(tmp_path, in_repo, all_settings_on, setting,
+                                              change, off):
+    """Off means off (read off the runner), the others stay on, and the model still trains."""
+    cfg = short_training_cfg(work_dir=tmp_path)
     cfg.merge_from_dict(change)
-    losses = history(train(cfg), 'loss')
+    runner = train_counting_accuracy(cfg)
+    assert settings_in_effect(runner) == {**ALL_ON, setting: off}
+    losses = history(runner, 'loss')
     assert len(losses) == 2 and all(np.isfinite(losses))
 
 
@@ -260,7 +322,7 @@ def test_mmengine_compile_option_trains(tmp_path, in_repo):
     """MMEngine's `compile` compiles the whole train_step; the `eager` backend runs TorchDynamo's
     tracing (where our data preprocessor and the optimizer step opt out) without minutes of
     inductor code generation on 2 cores."""
-    cfg = sample_cfg(work_dir=tmp_path, iters=3, batch_size=2)
+    cfg = short_training_cfg(work_dir=tmp_path, iters=3, batch_size=2)
     # A learning rate that changes every iteration, as in a warm-up: it must not recompile.
     cfg.param_scheduler = [dict(type='LinearLR', begin=0, end=3, start_factor=0.1, by_epoch=False)]
     cfg.compile = dict(backend='eager')

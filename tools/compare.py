@@ -1,61 +1,140 @@
-"""SAM against SimpleBaseline under the same recipe, in one command.
+"""N models under the same recipe and seed, in one command: a table and a picture.
 
-    python tools/compare.py [--sam-config C] [--sb-config C] [--sam-checkpoint P]
-                            [--sb-checkpoint P] [--epochs N] [--work-dir DIR] [--out PATH]
+    python tools/compare.py [--configs C [C ...]] [--checkpoints P|- ...] [--recipe CONFIG|own]
+                            [--epochs N] [--no-train] [--work-dir DIR] [--out PATH] [--picture PATH]
                             [--device DEVICE] [--seed S]
 
-For each model, one after the other: train it with MMEngine's runner (skipped when its checkpoint
-is given), evaluate it with runner.test() (COCO AP / AP .5 / AR), then count its parameters and
-GMACs (mmpose_sam.analysis, as tools/model_complexity.py) and time its forward pass per crop at
-batch 1 and 8 on the same device in the same process, so the two rows are comparable. Writes a
-markdown table with both rows and the SAM/SB ratios to --out and prints it.
+For each config, one after the other: train it with MMEngine's runner (skipped for a given
+checkpoint, or with --no-train), evaluate it with runner.test() (COCO AP / AP .5 / AR), then count
+its parameters and GMACs (mmpose_sam.analysis, as tools/model_complexity.py) and time its forward
+pass per crop at batch 1 and 8, eager and through optimize_for_inference (the fast path), on the
+same device in the same process, so that the rows are comparable. Writes a markdown table (one row
+per model, then each model's ratio to the first) to --out and a PNG beside it (--picture): AP
+against GMACs and against latency, one point per model, and the training-loss curves side by side.
 
-Defaults: the two configs for the bundled COCO sample (data/coco_sample), which share everything
-but the model. On that sample the AP is a memorisation check, not an accuracy comparison; use the
-coco/ configs for that. Training and testing run on the runner's device (a GPU when one is
-visible); ``--device cpu`` hides the GPUs so that everything runs on the CPU.
+The recipe: by default every model trains and tests with the bundled sample's SimpleBaseline
+config (data, pipeline, codec, schedule, optimizer, runtime settings, from scratch); only the model
+(backbone, neck, head) comes from each config, its head decoding with the recipe's codec. So any
+MMPose top-down heatmap config works as an entry, e.g.
+``mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py``.
+``--recipe own`` runs each config as it is (its own data and schedule; for COCO checkpoints, or
+heads with other codecs, such as RTMPose's SimCC with --no-train).
+
+Beside the measured AP, the reference AP: MMPose's zoo AP (COCO val2017, from the installed
+metafiles) for MMPose configs and for ours without attention (their MMPose twin's), the paper's
+(COCO test-dev, Table 2) for ours with its attention, each labelled with its source
+(mmpose_sam.zoo). On the sample, the measured AP is a memorisation check, not an accuracy
+comparison; the reference AP places the models on the real accuracy/cost frontier on any machine.
+Training and testing run on the runner's device (a GPU when one is visible); ``--device cpu``
+hides the GPUs so that everything runs on the CPU.
 """
 import argparse
+import copy
 import gc
 import os
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 # torch and the OpenMMLab stack are imported inside the functions: `--device cpu` must hide the
 # GPUs before anything can initialise CUDA.
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco_sample'
-SAM_CONFIG = SAMPLE_DIR / 'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py'
 SB_CONFIG = SAMPLE_DIR / 'td-hm_simplebaseline-res50_1xb16-150e_coco-sample-128x96.py'
+DEFAULT_CONFIGS = [
+    SB_CONFIG,
+    SAMPLE_DIR / 'td-hm_seresnet50_1xb16-150e_coco-sample-128x96.py',
+    SAMPLE_DIR / 'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py',
+    SAMPLE_DIR / 'td-hm_cbam-res50_1xb16-150e_coco-sample-128x96.py',
+]
 METRICS = ('coco/AP', 'coco/AP .5', 'coco/AR')
 BATCH_SIZES = (1, 8)
+OWN = 'own'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--sam-config', type=Path, default=SAM_CONFIG)
-    parser.add_argument('--sb-config', type=Path, default=SB_CONFIG)
-    parser.add_argument('--sam-checkpoint', help='evaluate this checkpoint instead of training')
-    parser.add_argument('--sb-checkpoint', help='evaluate this checkpoint instead of training')
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser.add_argument('--configs', nargs='+', default=[str(c) for c in DEFAULT_CONFIGS],
+                        help='configs to compare, the first is the reference of the ratios '
+                             '(mmpose::PATH for MMPose\'s; default: SB-R50, SEResNet-50, SAM-R50, '
+                             'CBAM-R50 on the bundled sample)')
+    parser.add_argument('--checkpoints', nargs='+',
+                        help='one per config: evaluate this checkpoint instead of training, or '
+                             '"-" to train that one')
+    parser.add_argument('--recipe', default=str(SB_CONFIG),
+                        help='config whose data, schedule and runtime every model gets '
+                             '(default: the sample\'s SimpleBaseline config), or '
+                             f'"{OWN}": each config\'s own')
     parser.add_argument('--epochs', type=int, help='override the number of training epochs')
+    parser.add_argument('--no-train', action='store_true',
+                        help='neither train nor test: params, GMACs, latency and reference AP only')
     parser.add_argument('--work-dir', type=Path, default=Path('work_dirs/compare'))
     parser.add_argument('--out', type=Path, help='markdown table (default: WORK_DIR/comparison.md)')
+    parser.add_argument('--picture', type=Path, help='PNG (default: the table\'s path, .png)')
     parser.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda if available)')
-    parser.add_argument('--seed', type=int, default=0, help='same seed for both models')
+    parser.add_argument('--seed', type=int, default=0, help='same seed for every model')
     parser.add_argument('--latency-warmup', type=int, default=5)
     parser.add_argument('--latency-repeats', type=int, default=20)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.checkpoints is not None and len(args.checkpoints) != len(args.configs):
+        parser.error(f'--checkpoints takes one entry per config ({len(args.configs)}), got '
+                     f'{len(args.checkpoints)}')
+    if args.epochs is not None and args.epochs < 1:
+        parser.error('--epochs must be >= 1')
+    return args
 
 
-def recipe(config: Path, work_dir: Path, epochs: Optional[int], seed: int):
+def model_name(config: str) -> str:
+    """The model part of a config's name: ``td-hm_sam-res50-seq3x3_...`` -> ``sam-res50-seq3x3``,
+    ``rtmpose-m_8xb256-...`` -> ``rtmpose-m``."""
+    parts = Path(config).stem.split('_')
+    return parts[1] if parts[0].startswith('td-') and len(parts) > 1 else parts[0]
+
+
+def unique_names(configs: Sequence[str]) -> List[str]:
+    names, seen = [], {}
+    for config in configs:
+        name = model_name(config)
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f'{name}#{seen[name]}')
+    return names
+
+
+def with_recipe(cfg, recipe, config: str):
+    """``recipe`` with the model of ``cfg``: its backbone, neck and head (and estimator type),
+    the head decoding with the recipe's codec; the recipe's data preprocessor, train_cfg and
+    test_cfg; from scratch if the recipe trains from scratch."""
+    from mmpose_sam.errors import UserError
+    decoder = cfg.model.get('head', {}).get('decoder')
+    codec = recipe.get('codec')
+    if not decoder or not codec or decoder.get('type') != codec.get('type'):
+        raise UserError(
+            f'{config}: its head decodes with {(decoder or {}).get("type")}, the recipe\'s codec '
+            f'is {(codec or {}).get("type")}: compare it under its own recipe (--recipe {OWN}), '
+            'or for params, GMACs and latency only (--recipe own --no-train)')
+    merged = copy.deepcopy(recipe)
+    model = copy.deepcopy(cfg.model)
+    model.head.decoder = copy.deepcopy(codec)
+    for key in ('data_preprocessor', 'train_cfg', 'test_cfg'):
+        if key in recipe.model:
+            model[key] = copy.deepcopy(recipe.model[key])
+    if recipe.model.get('backbone', {}).get('init_cfg', 'default') is None:
+        model.backbone.init_cfg = None  # the recipe trains from scratch: so does every model
+    merged.model = model
+    return merged
+
+
+def run_cfg(cfg, work_dir: Path, epochs: Optional[int], seed: int):
     """The config as the runner gets it: own work dir, no launcher, the shared seed and, with
     ``epochs``, a shortened schedule (epoch-based schedulers end there, later milestones go) that
     keeps only the final checkpoint."""
-    from mmpose_sam.analysis import load_config
-    cfg = load_config(config)
+    cfg = copy.deepcopy(cfg)
     cfg.work_dir = str(work_dir.resolve())
+    # MMEngine names the run after the config file, which is the recipe's for every model.
+    cfg.experiment_name = f'{work_dir.name}_{time.strftime("%Y%m%d_%H%M%S")}'
     cfg.launcher = 'none'
     cfg.randomness = dict(seed=seed)
     if epochs:
@@ -73,81 +152,163 @@ def recipe(config: Path, work_dir: Path, epochs: Optional[int], seed: int):
     return cfg
 
 
-def train_and_test(cfg, checkpoint: Optional[str]) -> Dict[str, float]:
+def train_and_test(cfg, checkpoint: Optional[str]) -> dict:
     """Train (unless ``checkpoint`` is given, which is then loaded) and test; COCO metrics plus
-    ``train_s``, the wall time of runner.train()."""
+    ``train_s``, the wall time of runner.train(), and ``losses``, the loss of every iteration."""
     from mmpose_sam.runners import build_runner
     if checkpoint:
         cfg.load_from = checkpoint
     runner = build_runner(cfg)
-    train_s = None
+    train_s, losses = None, []
     if not checkpoint:
         start = time.perf_counter()
         runner.train()
         train_s = time.perf_counter() - start
-    metrics = dict(runner.test(), train_s=train_s)
+        losses = runner.message_hub.get_scalar('train/loss').data[0].tolist()
+    metrics = dict(runner.test(), train_s=train_s, losses=losses)
     del runner
     gc.collect()
     return metrics
 
 
 def profile(cfg, device: str, warmup: int, repeats: int) -> dict:
-    """Parameters, GMACs and per-crop latency of the config's model (fresh weights: neither
-    depends on them), eager fp32 and through ``optimize_for_inference`` (the device's best
-    dtype, channels_last, folded batch norms)."""
+    """Parameters, GMACs, attention and per-crop latency of the config's model (fresh weights:
+    none of it depends on them), eager fp32 and through ``optimize_for_inference`` (the device's
+    best dtype, channels_last, folded batch norms)."""
     import torch
-    from mmpose_sam.analysis import build_model, count_complexity, input_hw, measure_latency
+    from mmpose_sam.analysis import (attention_label, build_model, count_complexity, input_hw,
+                                     measure_latency)
     from mmpose_sam.apis import optimize_for_inference
     hw = input_hw(cfg)
     model = build_model(cfg, device)
-    result = dict(complexity=count_complexity(model, hw), input_size=f'{hw[0]}x{hw[1]}')
+    result = dict(complexity=count_complexity(model, hw), input_size=f'{hw[0]}x{hw[1]}',
+                  attention=attention_label(model), depth=getattr(model.backbone, 'depth', None))
     for batch in BATCH_SIZES:
         result[f'latency_b{batch}'] = measure_latency(model, hw, batch, warmup, repeats)
     model = optimize_for_inference(model)
     result['optimized_dtype'] = model.inference_dtype
-    result['latency_optimized'] = measure_latency(model, hw, max(BATCH_SIZES), warmup, repeats,
-                                                  channels_last=True)
+    for batch in BATCH_SIZES:
+        result[f'fast_b{batch}'] = measure_latency(model, hw, batch, warmup, repeats,
+                                                   channels_last=True)
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return result
 
 
-def _fmt_time(seconds: Optional[float]) -> str:
-    return f'{seconds:.1f} s' if seconds is not None else '- (checkpoint)'
+def _fmt_time(seconds: Optional[float], trained: bool) -> str:
+    if seconds is not None:
+        return f'{seconds:.1f} s'
+    return '- (checkpoint)' if trained else '-'
+
+
+def _metric(r: dict, metric: str) -> Optional[float]:
+    return (r.get('metrics') or {}).get(metric)
 
 
 def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: str = '') -> str:
-    """Markdown table: SB row, SAM row, then SAM/SB ratios (AP/AR as differences)."""
+    """Markdown table: one row per model, then ``<model> / <first>`` rows: ratios, and
+    differences for AP/AR (measured and reference)."""
     from mmpose_sam.analysis import format_ratio as _ratio
-    header = ['model', 'config', 'input size', 'params', 'GMACs (FlopAnalyzer)',
+    header = ['model', 'config', 'input size', 'attention', 'params', 'GMACs (FlopAnalyzer)',
               'attention elementwise Gops'] + \
              [f'latency b{b} (ms/crop)' for b in BATCH_SIZES] + \
-             [f'optimized b{max(BATCH_SIZES)} (ms/crop)'] + list(METRICS) + ['train time']
+             [f'fast b{b} (ms/crop)' for b in BATCH_SIZES] + list(METRICS) + \
+             ['train time', 'reference AP']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
     for name, r in results.items():
         c = r['complexity']
-        cells = [name, Path(r['config']).name, r['input_size'], f'{c.params:,}',
+        cells = [name, Path(r['config']).name, r['input_size'], r['attention'], f'{c.params:,}',
                  f'{c.macs / 1e9:.3f}', f'{c.elementwise_ops / 1e9:.4f}']
         cells += [f'{r[f"latency_b{b}"] * 1e3:.2f}' for b in BATCH_SIZES]
-        cells.append(f'{r["latency_optimized"] * 1e3:.2f} ({r["optimized_dtype"]})')
-        cells += [f'{r["metrics"][m]:.4f}' for m in METRICS]
-        cells.append(_fmt_time(r['metrics']['train_s']))
+        cells += [f'{r[f"fast_b{b}"] * 1e3:.2f} ({r["optimized_dtype"]})' for b in BATCH_SIZES]
+        cells += [f'{_metric(r, m):.4f}' if _metric(r, m) is not None else '-' for m in METRICS]
+        cells.append(_fmt_time(_metric(r, 'train_s'), r['metrics'] is not None))
+        cells.append(str(r['reference']) if r['reference'] else '-')
         lines.append('| ' + ' | '.join(cells) + ' |')
-    sb, sam = results['SimpleBaseline'], results['SAM']
-    cells = ['SAM / SB', '', '', _ratio(sam['complexity'].params, sb['complexity'].params),
-             _ratio(sam['complexity'].macs, sb['complexity'].macs), '']
-    cells += [_ratio(sam[f'latency_b{b}'], sb[f'latency_b{b}']) for b in BATCH_SIZES]
-    cells.append(_ratio(sam['latency_optimized'], sb['latency_optimized']))
-    cells += [f'{sam["metrics"][m] - sb["metrics"][m]:+.4f} (diff)' for m in METRICS]
-    cells.append(_ratio(sam['metrics']['train_s'], sb['metrics']['train_s']))
-    lines.append('| ' + ' | '.join(cells) + ' |')
+    first_name, first = next(iter(results.items()))
+
+    def diff(a: Optional[float], b: Optional[float]) -> str:
+        return f'{a - b:+.4f} (diff)' if a is not None and b is not None else '-'
+
+    for name, r in list(results.items())[1:]:
+        cells = [f'{name} / {first_name}', '', '', '',
+                 _ratio(r['complexity'].params, first['complexity'].params),
+                 _ratio(r['complexity'].macs, first['complexity'].macs), '']
+        cells += [_ratio(r[f'latency_b{b}'], first[f'latency_b{b}']) for b in BATCH_SIZES]
+        cells += [_ratio(r[f'fast_b{b}'], first[f'fast_b{b}']) for b in BATCH_SIZES]
+        cells += [diff(_metric(r, m), _metric(first, m)) for m in METRICS]
+        cells.append(_ratio(_metric(r, 'train_s'), _metric(first, 'train_s')))
+        cells.append(diff(r['reference'] and r['reference'].ap,
+                          first['reference'] and first['reference'].ap))
+        lines.append('| ' + ' | '.join(cells) + ' |')
     lines += ['', f'Latency: median of timed forward passes (tensor mode: backbone + head, no flip '
-              f'test or decoding) per crop, eval mode, no_grad, on {device_name}, both models in '
-              'the same process; "optimized": mmpose_sam.apis.optimize_for_inference '
-              '(channels_last, folded batch norms, bf16 where the device computes in it). AP/AR: runner.test() on the config\'s test set. Last row: '
-              'SAM / SimpleBaseline, and SAM - SimpleBaseline for AP/AR. ' + recipe_note]
+              f'test or decoding) per crop, eval mode, no_grad, on {device_name}, every model in '
+              'the same process; "fast": mmpose_sam.apis.optimize_for_inference (channels_last, '
+              'folded batch norms, bf16 where the device computes in it). AP/AR: runner.test() '
+              'on the recipe\'s test set (on the bundled sample: memorisation, not accuracy). '
+              'Reference AP: never measured here; MMPose zoo = MMPose\'s model zoo, COCO '
+              'val2017, detected boxes (the installed metafiles); paper = Table 2, COCO test-dev. '
+              f'Last rows: each model / {first_name}, and differences for AP/AR. ' + recipe_note]
     return '\n'.join(lines)
+
+
+def draw_comparison(results: Dict[str, dict], path: Path, device_name: str) -> Path:
+    """The PNG: reference AP against GMACs and against fast-path latency, measured AP against
+    latency, one point per model, and the training-loss curves side by side."""
+    # The Figure API (no pyplot) draws with Agg: no display, no global figure state.
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(12, 8.5))
+    axes = figure.subplots(2, 2).ravel()
+    colours = {name: f'C{index}' for index, name in enumerate(results)}
+    batch = max(BATCH_SIZES)
+    size = next(iter(results.values()))['input_size']
+
+    def scatter(axis, x_of, y_of, xlabel, ylabel, title, empty):
+        points = [(name, x_of(r), y_of(r)) for name, r in results.items()]
+        points = [p for p in points if p[1] is not None and p[2] is not None]
+        for name, x, y in points:
+            axis.scatter([x], [y], s=60, color=colours[name], zorder=3)
+            axis.annotate(name, (x, y), textcoords='offset points', xytext=(6, 4), fontsize=8)
+        if not points:
+            axis.text(0.5, 0.5, empty, ha='center', va='center', transform=axis.transAxes)
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        axis.set_title(title, fontsize=10)
+        axis.grid(alpha=0.3)
+
+    def reference(r):
+        return r['reference'].ap if r['reference'] else None
+
+    scatter(axes[0], lambda r: r['complexity'].macs / 1e9, reference, f'GMACs per crop ({size})',
+            'reference AP', 'reference AP (MMPose zoo / paper, see the table) vs compute',
+            'no model has a reference AP')
+    scatter(axes[1], lambda r: r[f'fast_b{batch}'] * 1e3, reference,
+            f'ms per crop, fast path, batch {batch}, {size}', 'reference AP',
+            f'reference AP vs latency on {device_name}', 'no model has a reference AP')
+    scatter(axes[2], lambda r: r[f'fast_b{batch}'] * 1e3, lambda r: _metric(r, 'coco/AP'),
+            f'ms per crop, fast path, batch {batch}, {size}', 'AP measured here',
+            'AP measured in this run (the recipe\'s test set) vs latency', 'nothing was tested')
+    curves = axes[3]
+    for name, r in results.items():
+        losses = _metric(r, 'losses') or []
+        if losses:  # markers too: a short run has a few points only
+            curves.plot(range(1, len(losses) + 1), losses, label=name, color=colours[name],
+                        marker='o' if len(losses) <= 30 else None, markersize=3)
+    if curves.lines:
+        curves.set_yscale('log')
+        curves.legend(fontsize=8)
+    else:
+        curves.text(0.5, 0.5, 'nothing was trained', ha='center', va='center',
+                    transform=curves.transAxes)
+    curves.set_xlabel('iteration')
+    curves.set_ylabel('training loss')
+    curves.set_title('training loss, same recipe and seed', fontsize=10)
+    curves.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(str(path), dpi=100)
+    return path
 
 
 def main(argv=None) -> str:
@@ -157,7 +318,9 @@ def main(argv=None) -> str:
         # call so that training, testing and timing all run on the CPU.
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     import torch
-    from mmpose_sam.analysis import default_device
+    from mmpose_sam.analysis import default_device, load_config
+    from mmpose_sam.errors import UserError
+    from mmpose_sam.zoo import reference_ap, resolve_config
     device = args.device or default_device()
     if torch.device(device).type == 'cuda' and torch.device(device).index is not None:
         torch.cuda.set_device(torch.device(device))  # the runner uses the current device
@@ -165,33 +328,61 @@ def main(argv=None) -> str:
         f'CPU ({torch.get_num_threads()} threads)'
     # Paths on the command line are relative to where it was typed; then the configs' data_root
     # is relative to the repo root, as in MMPose.
+    try:
+        paths = [resolve_config(config).resolve() for config in args.configs]
+        recipe_cfg = None if args.recipe == OWN else load_config(resolve_config(args.recipe))
+    except FileNotFoundError as error:
+        raise SystemExit(f'error: {error}') from None
     work_dir = args.work_dir.resolve()
     out = (args.out or work_dir / 'comparison.md').resolve()
-    configs = {'SimpleBaseline': args.sb_config.resolve(), 'SAM': args.sam_config.resolve()}
-    checkpoints = {name: str(Path(ckpt).resolve()) if ckpt and Path(ckpt).exists() else ckpt
-                   for name, ckpt in (('SimpleBaseline', args.sb_checkpoint),
-                                      ('SAM', args.sam_checkpoint))}  # or a URL
+    picture = (args.picture or out.with_suffix('.png')).resolve()
+    checkpoints = [None if ckpt in (None, '-') else
+                   str(Path(ckpt).resolve()) if Path(ckpt).exists() else ckpt  # or a URL
+                   for ckpt in (args.checkpoints or [None] * len(paths))]
+    names = unique_names(args.configs)
     os.chdir(ROOT)
 
-    results: Dict[str, dict] = {}
-    # One after the other, never in parallel, so neither run slows the other down.
-    for name, config in configs.items():
-        checkpoint = checkpoints[name]
-        cfg = recipe(config, work_dir / name.lower(), args.epochs, args.seed)
-        print(f'[compare] {name}: {"testing " + checkpoint if checkpoint else "training"} '
-              f'{Path(config).name} -> {cfg.work_dir}', flush=True)
-        metrics = train_and_test(cfg, checkpoint)
-        results[name] = dict(config=str(config), metrics=metrics,
-                             epochs=None if checkpoint else cfg.train_cfg.max_epochs,
-                             **profile(cfg, device, args.latency_warmup, args.latency_repeats))
+    # Every config is read and fitted to the recipe first, so that a bad one fails at once.
+    cfgs = []
+    for name, config, path in zip(names, args.configs, paths):
+        try:
+            cfg = load_config(path)
+            if recipe_cfg is not None:
+                cfg = with_recipe(cfg, recipe_cfg, config)
+        except UserError as error:
+            raise SystemExit(f'error: {error}') from None
+        cfgs.append(run_cfg(cfg, work_dir / name, args.epochs, args.seed))
 
-    trained = ', '.join(f'{name} {r["epochs"]} epoch(s)' if r['epochs'] else f'{name} from its '
-                        'checkpoint' for name, r in results.items())
-    table = comparison_table(results, device_name, f'Training: {trained}; seed {args.seed}.')
+    results: Dict[str, dict] = {}
+    # One after the other, never in parallel, so that no run slows another down.
+    for name, path, cfg, checkpoint in zip(names, paths, cfgs, checkpoints):
+        metrics = None
+        if not args.no_train:
+            print(f'[compare] {name}: {"testing " + checkpoint if checkpoint else "training"} '
+                  f'{path.name} -> {cfg.work_dir}', flush=True)
+            metrics = train_and_test(cfg, checkpoint)
+        result = dict(config=str(path), metrics=metrics,
+                      epochs=None if checkpoint or args.no_train else cfg.train_cfg.max_epochs,
+                      **profile(cfg, device, args.latency_warmup, args.latency_repeats))
+        result['reference'] = reference_ap(path, result['attention'], result['depth'])
+        results[name] = result
+        print(f'[compare] {name}: {result["complexity"].params:,} params, '
+              f'{result["complexity"].macs / 1e9:.3f} GMACs', flush=True)
+
+    if args.no_train:
+        trained = 'nothing trained or tested (--no-train)'
+    else:
+        trained = ', '.join(f'{name} {r["epochs"]} epoch(s)' if r['epochs'] else
+                            f'{name} from its checkpoint' for name, r in results.items())
+    recipe_note = ('Recipe: each config\'s own.' if recipe_cfg is None else
+                   f'Recipe: {Path(args.recipe).name} (data, schedule, runtime) for every model.')
+    table = comparison_table(results, device_name,
+                             f'{recipe_note} Training: {trained}; seed {args.seed}.')
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table + '\n')
+    draw_comparison(results, picture, device_name)
     print('\n' + table, flush=True)
-    print(f'[compare] wrote {out}', flush=True)
+    print(f'[compare] wrote {out} and {picture}', flush=True)
     return table
 
 

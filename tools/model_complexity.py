@@ -19,7 +19,9 @@ distinct (model, input size): the 210e and 270e configs share their counts. Colu
   parameters: each 3x3 conv runs before its x2 upsampling, at a quarter of the pixels).
 
 The paper reports no FLOPs. ``--update-metafile`` rewrites the metafile that model-index.yml
-imports from these counts; ``--check-metafile`` exits 1 if it is out of date.
+imports from these counts, with the paper's figures under ``Paper`` and, for a config whose MMPose
+twin is in the installed model zoo (``mmpose_sam.zoo``), that twin's COCO AP/AR under
+``Baseline``, labelled as MMPose's; ``--check-metafile`` exits 1 if it is out of date.
 """
 import argparse
 import sys
@@ -30,9 +32,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import yaml
 
-from mmpose_sam.analysis import (Complexity, build_model, count_complexity, default_device,
-                                 input_hw, load_config)
-from mmpose_sam.models import SAMResNet
+import mmpose
+from mmpose_sam.analysis import (Complexity, attention_label, build_model, count_complexity,
+                                 default_device, input_hw, load_config)
+from mmpose_sam.models import CBAM, SEAttention, StageAttention
+from mmpose_sam.zoo import PAPER, zoo_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
@@ -40,6 +44,9 @@ METAFILE = COCO_DIR / 'sam_coco.yml'
 
 SB_COLLECTION = 'SimpleBaseline2D'
 SAM_COLLECTION = 'EfficientSpatialAttention'
+HRNET_COLLECTION = 'HRNet'
+CBAM_COLLECTION = 'CBAM'
+SE_COLLECTION = 'SENet'
 COLLECTIONS = [
     dict(Name=SB_COLLECTION,
          Paper=dict(Title='Simple baselines for human pose estimation and tracking',
@@ -49,27 +56,28 @@ COLLECTIONS = [
     dict(Name=SAM_COLLECTION,
          Paper=dict(Title='Efficient Spatial-Attention module for human pose estimation'),
          README='README.md'),
+    dict(Name=HRNET_COLLECTION,
+         Paper=dict(Title='Deep high-resolution representation learning for human pose '
+                          'estimation',
+                    URL='http://openaccess.thecvf.com/content_CVPR_2019/html/Sun_Deep_High-'
+                        'Resolution_Representation_Learning_for_Human_Pose_Estimation_CVPR_2019_'
+                        'paper.html'),
+         README='README.md'),
+    dict(Name=CBAM_COLLECTION,
+         Paper=dict(Title='CBAM: Convolutional block attention module',
+                    URL='https://openaccess.thecvf.com/content_ECCV_2018/html/'
+                        'Sanghyun_Woo_Convolutional_Block_Attention_ECCV_2018_paper.html'),
+         README='README.md'),
+    dict(Name=SE_COLLECTION,
+         Paper=dict(Title='Squeeze-and-excitation networks',
+                    URL='https://openaccess.thecvf.com/content_cvpr_2018/html/'
+                        'Hu_Squeeze-and-Excitation_Networks_CVPR_2018_paper.html'),
+         README='README.md'),
 ]
+# The collection of a model with attention, by attention module.
+ATTENTION_COLLECTIONS = {StageAttention: SAM_COLLECTION, CBAM: CBAM_COLLECTION,
+                         SEAttention: SE_COLLECTION}
 
-# The paper's figures by (attention, depth), all at 256x192 and with the paper's recipe; never
-# measured here. 'params' (Tables 1-2) holds for the model at any input size and schedule.
-PAPER: Dict[Tuple[str, int], dict] = {
-    ('none', 50): dict(params='34.0M', ap=70.4, ar=76.3,
-                       source='Table 2, quoting Xiao et al. 2018 (their own recipe)'),
-    ('none', 101): dict(params='53.0M', ap=71.4, ar=77.1,
-                        source='Table 2, quoting Xiao et al. 2018 (their own recipe)'),
-    ('sam-3x3+3x3', 50): dict(params='30.7M', ap=71.7, ar=76.9, map_t1=71.6,
-                              source='Tables 1-2'),
-    ('sam-3x3+3x3', 101): dict(params='49.7M', ap=72.5, ar=78.1, source='Table 2'),
-    ('sam-3x3//3x3', 50): dict(params='30.7M', map_t1=71.5, source='Table 1'),
-    ('sam-7x7', 50): dict(params='31.2M', map_t1=71.4, source='Table 1',
-                          note='31.2M cannot be derived from the text; see '
-                               'docs/parameter_counts.md'),
-    ('sam-7x7', 101): dict(params='51.3M', map_t1=72.3, source='Table 1',
-                           note='51.3M cannot be derived from the text (Table 2 lists the '
-                                "authors' earlier 7x7 module at 50.2M); see "
-                                'docs/parameter_counts.md'),
-}
 SCHEDULES = {210: '210e (MMPose)', 270: '270e (paper)'}
 
 
@@ -78,7 +86,7 @@ class Row:
     """One config and its counts."""
     config: str  # path from the repo root
     attention: str
-    depth: int
+    depth: Optional[int]  # ResNet depth; None for other backbones
     hw: Tuple[int, int]
     schedule: str
     architecture: List[str]
@@ -124,7 +132,10 @@ def measure(configs: Sequence[Path], device: str = 'cpu') -> List[Row]:
         hw = input_hw(cfg)
         model, complexity = counted(cfg, hw)
         backbone, head = model.backbone, model.head
-        is_sam = isinstance(backbone, SAMResNet)
+        attention_types = {type(m) for m in backbone.modules() if type(m) in ATTENTION_COLLECTIONS}
+        collection = (ATTENTION_COLLECTIONS[attention_types.pop()] if len(attention_types) == 1
+                      else HRNET_COLLECTION if 'HRNet' in type(backbone).__name__
+                      else SB_COLLECTION)
         conv_first = None
         if type(head).__name__ == 'BilinearHeatmapHead':
             conv_first = counted(
@@ -132,12 +143,11 @@ def measure(configs: Sequence[Path], device: str = 'cpu') -> List[Row]:
         epochs = cfg.train_cfg.max_epochs
         rows.append(Row(
             config=_relative(Path(path)),
-            attention=f"sam-{backbone.attention_cfg['spatial_kernel']}" if is_sam else 'none',
-            depth=backbone.depth,
+            attention=attention_label(model),
+            depth=getattr(backbone, 'depth', None),
             hw=hw,
             schedule=SCHEDULES.get(epochs, f'{epochs}e'),
-            architecture=[SAM_COLLECTION if is_sam else SB_COLLECTION,
-                          type(backbone).__name__, type(head).__name__],
+            architecture=[collection, type(backbone).__name__, type(head).__name__],
             complexity=complexity,
             conv_first=conv_first))
         print(f'[model_complexity] {Path(path).name}: {complexity.params:,} params, '
@@ -161,7 +171,7 @@ def markdown_table(rows: Sequence[Row]) -> str:
         c = row.complexity
         agree = ('yes' if c.counters_agree else '**MISMATCH**') + f' ({c.mismatch:.2%})'
         lines.append(
-            f'| {Path(row.config).name} | {row.attention} | {row.depth} | {row.input_size} '
+            f'| {Path(row.config).name} | {row.attention} | {row.depth or "-"} | {row.input_size} '
             f'| {c.params:,} | {c.params / 1e6:.2f} | {row.paper.get("params", "-")} '
             f'| {_g(c.macs)} | {_g(c.torch_macs)} | {agree} | {_g(c.elementwise_ops, 4)} '
             f'| {_g(row.conv_first.macs) if row.conv_first else "-"} |')
@@ -187,7 +197,7 @@ def metafile_entry(row: Row) -> dict:
         **{'In Collection': row.architecture[0]},
         Metadata={
             'Architecture': row.architecture,
-            'Depth': row.depth,
+            **({'Depth': row.depth} if row.depth is not None else {}),
             'Attention': row.attention,
             'Input Size': row.input_size,
             'Schedule': row.schedule,
@@ -210,6 +220,16 @@ def metafile_entry(row: Row) -> dict:
         if 'note' in paper:
             figures['Note'] = paper['note']
         entry['Paper'] = figures
+    twin = zoo_twin(Path(row.config).stem)
+    if twin is not None:
+        # MMPose's own result for the config this one mirrors (the same config but for the
+        # attention, if any, and our speed and safety settings); never measured here.
+        entry['Baseline'] = {
+            'Config (MMPose)': twin.name,
+            'AP (MMPose zoo, COCO val2017)': twin.ap,
+            **({'AR (MMPose zoo, COCO val2017)': twin.ar} if twin.ar is not None else {}),
+            'Source': f'MMPose {mmpose.__version__} model zoo, {twin.metafile}',
+        }
     return entry
 
 
@@ -218,7 +238,8 @@ def render_metafile(rows: Sequence[Row]) -> str:
     header = ('# Generated by `python tools/model_complexity.py --update-metafile`: do not edit.\n'
               '# Parameters: exact count; FLOPs: GMACs for one crop (MMEngine FlopAnalyzer).\n'
               '# No COCO results are measured here, so there is no Results key; the paper\'s own\n'
-              '# figures are under Paper.\n')
+              '# figures are under Paper, MMPose\'s zoo result of the MMPose twin under\n'
+              '# Baseline.\n')
     body = dict(Collections=COLLECTIONS, Models=[metafile_entry(row) for row in rows])
     return header + yaml.safe_dump(body, sort_keys=False, width=100)
 

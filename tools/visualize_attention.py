@@ -1,4 +1,4 @@
-"""Pictures of a SAMResNet's spatial attention maps on the top-down crops of an image.
+"""Pictures of a model's spatial attention maps on the top-down crops of an image.
 
     python tools/visualize_attention.py CONFIG CHECKPOINT [--input IMAGE_OR_FOLDER]
         [--bbox X1 Y1 X2 Y2 | --bbox-file DETECTIONS.json [--ann-file ANN.json] [--bbox-thr 0.3]]
@@ -35,7 +35,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='\n'.join(__doc__.splitlines()[1:]))
-    parser.add_argument('config', help='config of a SAMResNet model')
+    parser.add_argument('config',
+                        help='config of a model with spatial attention (StageAttention, CBAM)')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--input', default='data/coco_sample/000000000785.jpg',
                         help='image file or folder')

@@ -1,6 +1,6 @@
 """Inference helpers: MMPose's inferencer with person boxes from a file (:mod:`.inference`, used by
 ``tools/demo.py``), the checks of its inputs with one-line errors (:mod:`.inputs`), a faster model
-for inference (:mod:`.optimize`) and the spatial attention maps of a SAMResNet
+for inference (:mod:`.optimize`) and the spatial attention maps of any attention backbone
 (:mod:`.attention`, used by ``tools/visualize_attention.py``)."""
 from ..errors import InvalidInputError
 from .attention import (StageMap, capture_spatial_attention, overlay_attention, person_prefixes,

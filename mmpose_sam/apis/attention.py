@@ -1,12 +1,17 @@
-"""The spatial attention maps of a SAMResNet, captured with forward hooks, and pictures of them.
+"""The spatial attention maps of an attention backbone, captured with forward hooks, and
+pictures of them.
 
-Each attention stage of :class:`~mmpose_sam.models.SAMResNet` ends in a
-:class:`~mmpose_sam.models.StageAttention` (the last element of ``backbone.layer1..layer4``),
-whose :class:`~mmpose_sam.models.SpatialAttention` applies its map through the sigmoid submodule
-``gate``. A forward hook on ``gate`` sees the map itself, ``(B, 1, h, w)`` with values in (0, 1);
-the hooks live only for one forward pass, so the model keeps no state.
+Every :class:`~mmpose_sam.models.AttentionModule` with a spatial map (the paper's
+:class:`~mmpose_sam.models.StageAttention`, :class:`~mmpose_sam.models.CBAM`) applies it through
+its ``spatial_gate`` (a sigmoid). A forward hook there sees the map itself, ``(B, 1, h, w)`` with
+values in (0, 1); the hooks live only for one forward pass, so the model keeps no state. The
+modules are found by type, wherever the backbone placed them, and named by the ``stage`` (and
+``branch``) the backbone gave them.
 
-Stages are numbered 1..4 as in the paper (``layer1``..``layer4``; ``attention_stages`` index + 1).
+Stages are numbered 1..4 as in the papers (ResNet's ``layer1``..``layer4``, HRNet's ``layer1``,
+``stage2``..``stage4``; ``attention_stages`` index + 1). A stage with attention on several
+resolution branches (HRNet) gives one map per branch, named ``'S.B'``: stage S, branch B, 1 the
+highest resolution.
 """
 from pathlib import Path
 from typing import List, NamedTuple, Sequence, Tuple, Union
@@ -16,47 +21,57 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..models import StageAttention
+from ..models import AttentionModule
+
+Stage = Union[int, str]
 
 
 class StageMap(NamedTuple):
-    """The spatial attention map of one stage: ``stage`` 1..4, ``map`` ``(h, w)`` (or
-    ``(B, h, w)`` for a batch), on the CPU."""
-    stage: int
+    """The spatial attention map of one stage: ``stage`` 1..4 (``'S.B'`` for branch B of a
+    multi-branch stage), ``map`` ``(h, w)`` (or ``(B, h, w)`` for a batch), on the CPU."""
+    stage: Stage
     map: Tensor
 
 
-def spatial_attention_gates(model: nn.Module) -> List[Tuple[int, nn.Module]]:
-    """``(stage, gate module)`` of every stage with attention, for a pose estimator or a bare
-    backbone.
+def spatial_attention_gates(model: nn.Module) -> List[Tuple[Stage, nn.Module]]:
+    """``(stage, gate module)`` of every attention module with a spatial map, in stage order, for
+    a pose estimator or a bare backbone.
 
     Raises:
-        ValueError: the backbone has no attention stages (e.g. SimpleBaseline's ``ResNet``).
+        ValueError: the backbone has no spatial attention (e.g. SimpleBaseline's ``ResNet``, or
+            channel-only ``SEAttention`` modules).
     """
     backbone = getattr(model, 'backbone', model)
-    gates = []
-    for index, name in enumerate(getattr(backbone, 'res_layers', ())):
-        last = getattr(backbone, name)[-1]
-        if isinstance(last, StageAttention):
-            gates.append((index + 1, last.spatial.gate))
-    if not gates:
-        raise ValueError(f'{type(backbone).__name__} has no spatial attention: attention maps '
-                         'need a SAMResNet backbone with attention_stages (a td-hm_sam-* config)')
-    return gates
+    modules = [m for m in backbone.modules() if isinstance(m, AttentionModule)]
+    spatial = sorted((m for m in modules if m.spatial_gate is not None),
+                     key=lambda m: (m.stage or 0, m.branch or 0))
+    if not spatial:
+        kinds = sorted({type(m).__name__ for m in modules})
+        what = (f'its {", ".join(kinds)} modules have no spatial map' if kinds else
+                'it has no attention modules')
+        raise ValueError(f'{type(backbone).__name__} has no spatial attention ({what}): attention '
+                         "maps need a backbone with attention=dict(type='StageAttention') or "
+                         "'CBAM', e.g. a td-hm_sam-* config")
+    per_stage = {}
+    for module in spatial:
+        per_stage[module.stage] = per_stage.get(module.stage, 0) + 1
+    return [(module.stage if per_stage[module.stage] == 1 or module.branch is None else
+             f'{module.stage}.{module.branch + 1}', module.spatial_gate) for module in spatial]
 
 
 def capture_spatial_attention(model: nn.Module, inputs: Tensor) -> List[StageMap]:
     """Run the backbone once on ``inputs`` and return the spatial attention map of each stage.
 
     Args:
-        model: a top-down pose estimator with a SAMResNet backbone, or the backbone itself. It is
+        model: a top-down pose estimator with an attention backbone, or the backbone itself. It is
             run as it is (``model.eval()`` first for inference behaviour), without gradients.
         inputs: preprocessed images (normalised, as after the model's ``data_preprocessor``),
             ``(B, 3, H, W)``, or one image ``(3, H, W)``.
 
     Returns:
-        One :class:`StageMap` per attention stage, in stage order; maps are ``(B, h, w)`` for a
-        batch, ``(h, w)`` for one image, e.g. 64x48, 32x24, 16x12, 8x6 for a 256x192 input.
+        One :class:`StageMap` per spatial attention module, in stage order; maps are
+        ``(B, h, w)`` for a batch, ``(h, w)`` for one image, e.g. 64x48, 32x24, 16x12, 8x6 for a
+        256x192 input.
 
     Raises:
         ValueError: the model has no spatial attention (see :func:`spatial_attention_gates`).

@@ -67,8 +67,8 @@ class TopdownInferencer(Pose2DInferencer):
         bbox_file: person boxes (``score >= bbox_thr``) by image file; an image without boxes
             in it has no people. Takes precedence over ``det_model``.
         attention_dir: if given, write each person's spatial attention pictures there
-            (:func:`~mmpose_sam.apis.save_attention_pictures`; SAMResNet models only, not for
-            video or webcam frames).
+            (:func:`~mmpose_sam.apis.save_attention_pictures`; models with spatial attention
+            only, not for video or webcam frames).
         show_progress: show MMPose's progress bar (with a total for folders and videos).
     """
 

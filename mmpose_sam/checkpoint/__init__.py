@@ -8,6 +8,9 @@ See ``docs/checkpoints.md`` for the user's side.
   globals MMEngine writes; any other global is refused in one line, unless
   ``MMPOSE_SAM_TRUST_CHECKPOINTS=1``. This also makes MMEngine checkpoints load on torch >= 2.6
   (MMEngine 0.10.7's ``torch.load`` fails there; its unreleased fix trusts every file instead).
+- :mod:`.embedded_config`: the config text a checkpoint embeds (which MMEngine executes on
+  ``--resume`` and in its inferencers) is read as data and handed back as plain literals; text
+  that is not plain data is dropped with a warning.
 - :mod:`.loaders`: MMEngine's local, s3/petrel and http(s) loaders re-registered to load that way
   (plus ``torchvision://``, ``mmcls://``, ``open-mmlab://`` URLs, which go through http); the
   ``partial:<checkpoint>`` scheme.

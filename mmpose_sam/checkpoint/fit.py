@@ -9,14 +9,14 @@ and reports AP 0.000. Every MMPose pose estimator (``BasePoseEstimator``) built 
 anything missing, unexpected or of another shape is a :class:`CheckpointMismatchError`::
 
     work_dirs/sb/epoch_210.pth does not fit TopdownPoseEstimator(SAMResNet, BilinearHeatmapHead):
-    missing 32 attention tensors (backbone.layer1.3.channel.squeeze.conv.weight, ...), ...:
+    missing 32 attention tensors (backbone.layer1.3.channel.conv1.conv.weight, ...), ...:
     no attention weights: a SimpleBaseline checkpoint? Use a SimpleBaseline config
 
 (one line). It runs after PyTorch has matched the keys, so after MMPose's own conversions of old
 checkpoints, and reports what really did not load. Not checked: ``num_batches_tracked`` (MMEngine
 ignores it too), the data preprocessor's buffers (set by the config), state dicts built in
 memory (plain PyTorch semantics), and pretrained weights loaded into a part of the model, e.g.
-ImageNet weights into the backbone (:class:`~mmpose_sam.models.SAMResNet` reports those itself).
+ImageNet weights into the backbone (the attention backbones report those themselves).
 
 A checkpoint named ``partial:<file>`` is loaded as far as it fits, on purpose (fine-tuning from
 another architecture): one log line says what was loaded and what kept its initial values.
@@ -25,7 +25,7 @@ import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 from mmpose.models.backbones.resnet import Bottleneck, ResNet
@@ -36,8 +36,6 @@ from ..errors import UserError
 from .provenance import CheckpointSource, source_of
 
 PARTS = ('backbone', 'attention', 'neck', 'head')
-# StageAttention as SAMResNet places it: the last element of a ResNet stage, with these children.
-_ATTENTION_KEY = re.compile(r'^(backbone\.layer\d+\.\d+\.)(?:channel|spatial)\.')
 _BLOCK_KEY = re.compile(r'^backbone\.layer(\d+)\.(\d+)\.conv1\.weight$')
 # What torch's Module._load_from_state_dict appends to error_msgs for a tensor of another shape.
 _SIZE_MISMATCH = re.compile(r'size mismatch for (\S+): copying a param with shape (.+?) from '
@@ -54,17 +52,19 @@ def ignored(key: str) -> bool:
 
 
 def model_attention(model: nn.Module) -> Tuple[str, ...]:
-    """Prefixes of the keys of the model's ``StageAttention`` modules."""
+    """Prefixes of the keys of the model's attention modules (``AttentionModule``)."""
     # imported here: mmpose_sam imports this package before its models
-    from ..models.attention import StageAttention
+    from ..models.attention import AttentionModule
     return tuple(sorted(name + '.' for name, module in model.named_modules()
-                        if isinstance(module, StageAttention)))
+                        if isinstance(module, AttentionModule)))
 
 
 def checkpoint_attention(keys: Iterable[str]) -> Tuple[str, ...]:
-    """Prefixes of a checkpoint's attention keys: the stage elements with ``channel`` or
-    ``spatial`` children (the same index can be a ResNet block in a deeper checkpoint)."""
-    return tuple(sorted({match.group(1) for match in map(_ATTENTION_KEY.match, keys) if match}))
+    """Prefixes of a checkpoint's attention keys: the backbone modules with ``channel`` or
+    ``spatial`` children, as every attention module has (the same index can be a ResNet block in
+    a deeper checkpoint)."""
+    from ..models.attention import attention_key_prefixes
+    return attention_key_prefixes(key for key in keys if key.startswith('backbone.'))
 
 
 def resnet_depth(keys: Iterable[str]) -> Optional[int]:
@@ -93,6 +93,9 @@ class Fit:
         other_shapes: ``(key, checkpoint shape, model shape)`` of tensors that did not load.
         model_attention: prefixes of the model's attention keys (:func:`model_attention`).
         checkpoint_attention: the checkpoint's (:func:`checkpoint_attention`).
+        stage_of: the model backbone's ``attention_stage_of`` (stage number of a module name),
+            if it has one.
+        plain_backbone: name of the MMPose backbone the model's backbone extends (``'ResNet'``).
     """
     model_keys: List[str]
     checkpoint_keys: List[str]
@@ -101,6 +104,8 @@ class Fit:
     other_shapes: List[Tuple[str, str, str]] = field(default_factory=list)
     model_attention: Tuple[str, ...] = ()
     checkpoint_attention: Tuple[str, ...] = ()
+    stage_of: Optional[Callable[[str], Optional[int]]] = None
+    plain_backbone: Optional[str] = None
 
     @staticmethod
     def _part(key: str, attention: Tuple[str, ...]) -> str:
@@ -147,13 +152,15 @@ class Fit:
         theirs, ours = resnet_depth(self.checkpoint_keys), resnet_depth(self.model_keys)
         if theirs and ours and theirs != ours:
             facts.append(f'a ResNet-{theirs} backbone')
-        stages = [_stages(self.checkpoint_attention), _stages(self.model_attention)]
-        if stages[0] and stages[1] and stages[0] != stages[1]:
-            facts.append(f'attention after stages {stages[0]} (the model: {stages[1]})')
-        elif stages[1] and not stages[0]:
+        theirs_at, ours_at = self.checkpoint_attention, self.model_attention
+        if theirs_at and ours_at and theirs_at != ours_at:
+            facts.append(f'attention after stages {self._stages(theirs_at)} (the model: '
+                         f'{self._stages(ours_at)})')
+        elif ours_at and not theirs_at:
             facts.append('no attention weights')
-            family = 'SimpleBaseline'
-        elif stages[0] and not stages[1]:
+            family = ('SimpleBaseline' if self.plain_backbone in (None, 'ResNet') else
+                      f'plain {self.plain_backbone}')
+        elif theirs_at and not ours_at:
             facts.append('attention weights')
             family = 'SAM'
         if not facts:
@@ -164,10 +171,14 @@ class Fit:
             text += f': a {family} checkpoint? Use a {family}{depth} config'
         return text
 
-
-def _stages(attention: Tuple[str, ...]) -> str:
-    """``('backbone.layer1.3.', 'backbone.layer3.6.')`` -> ``'1, 3'``."""
-    return ', '.join(prefix.split('.')[1][len('layer'):] for prefix in attention)
+    def _stages(self, attention: Tuple[str, ...]) -> str:
+        """``('backbone.layer1.3.', 'backbone.layer3.6.')`` -> ``'1, 3'`` (the backbone knows
+        its stages); the module names themselves for a backbone that does not say."""
+        names = [prefix[len('backbone.'):].rstrip('.') for prefix in attention]
+        stages = [self.stage_of(name) if self.stage_of else None for name in names]
+        if None in stages:
+            return ', '.join(names)
+        return ', '.join(map(str, sorted(set(stages))))
 
 
 def _plural(count: int, word: str) -> str:
@@ -254,9 +265,13 @@ def check_fit(model: nn.Module, incompatible_keys) -> None:
     # torch lists keys in the order it meets them; examples read better in file order
     missing = _in_order(own(incompatible_keys.missing_keys), model_keys)
     unexpected = _in_order(own(incompatible_keys.unexpected_keys), checkpoint_keys)
+    backbone = getattr(model, 'backbone', None)
+    plain = getattr(backbone, 'plain_backbone', type(backbone))
     fit = Fit(model_keys, checkpoint_keys, missing=missing, unexpected=unexpected,
               other_shapes=shapes, model_attention=model_attention(model),
-              checkpoint_attention=checkpoint_attention(checkpoint_keys))
+              checkpoint_attention=checkpoint_attention(checkpoint_keys),
+              stage_of=getattr(backbone, 'attention_stage_of', None),
+              plain_backbone=plain.__name__ if backbone is not None else None)
     if not load.source.partial:
         if not fit.fits:
             raise CheckpointMismatchError(fit_message(load.source, model, fit))

@@ -22,6 +22,7 @@ from mmengine.logging import print_log
 
 from ..errors import UserError
 from .allow_list import MMENGINE_GLOBALS, RefusedGlobal
+from .embedded_config import defuse
 from .integrity import IncompleteCheckpointError, first_line, is_incomplete_file_error
 
 TRUST_ENV = 'MMPOSE_SAM_TRUST_CHECKPOINTS'
@@ -67,7 +68,8 @@ def refusal(source: str, what: str) -> str:
 
 def load_safely(load: Callable[[bool], T], source: str) -> T:
     """Run ``load(weights_only)`` weights-only with the MMEngine allow-list, or with full pickle
-    when :func:`trusted`.
+    when :func:`trusted`; the config text the checkpoint embeds is made plain data
+    (:func:`~.embedded_config.defuse`).
 
     Args:
         load: reads the checkpoint with ``torch.load(..., weights_only=weights_only)`` (or a
@@ -83,9 +85,10 @@ def load_safely(load: Callable[[bool], T], source: str) -> T:
     try:
         if trusted():
             print_log(f'{source}: loading with full pickle ({TRUST_ENV}=1)', logger='current')
-            return load(False)
-        with mmengine_globals_allowed():
-            return load(True)
+            checkpoint = load(False)
+        else:
+            with mmengine_globals_allowed():
+                checkpoint = load(True)
     except RefusedGlobal as error:
         raise UnsafeCheckpointError(refusal(source, str(error))) from None
     except Exception as error:  # noqa: B902 - re-raised unless it is one of the two below
@@ -96,3 +99,4 @@ def load_safely(load: Callable[[bool], T], source: str) -> T:
         if isinstance(error, pickle.UnpicklingError):
             raise UnsafeCheckpointError(refusal(source, _what_it_pickles(str(error)))) from None
         raise
+    return defuse(checkpoint, source)  # its config text: data, never run (also when trusted)

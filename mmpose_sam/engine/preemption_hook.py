@@ -71,6 +71,34 @@ class _WorkerInit:
             self.init(worker_id)
 
 
+def iteration_checkpoint(work_dir: str, completed: int) -> str:
+    """The path of the checkpoint after ``completed`` iterations in ``work_dir``."""
+    return osp.join(work_dir, f'iter_{completed}.pth')
+
+
+def save_iteration_checkpoint(runner, completed: int) -> str:
+    """Save ``work_dir/iter_<completed>.pth``, resumable in the middle of an epoch, and point
+    ``work_dir/last_checkpoint`` (what ``--resume`` reads) at it; only rank 0 writes.
+
+    Args:
+        runner: The runner, between two iterations: ``completed`` of them are trained, the
+            optimizer and schedulers are consistent with them.
+        completed (int): Iterations trained, in all epochs.
+
+    Returns:
+        str: The checkpoint's path (written on rank 0 only).
+    """
+    path = iteration_checkpoint(runner.work_dir, completed)
+    # The epoch in progress, not the next one: MMEngine's default meta for an epoch-based save
+    # assumes the epoch has ended. PreemptionHook skips the batches already trained on resume.
+    runner.save_checkpoint(runner.work_dir, osp.basename(path), save_optimizer=True,
+                           save_param_scheduler=True,
+                           meta=dict(epoch=runner.epoch, iter=completed))
+    if is_main_process():  # written atomically by the file backend
+        put_text(path, osp.join(runner.work_dir, 'last_checkpoint'))
+    return path
+
+
 @HOOKS.register_module()
 class PreemptionHook(Hook):
     """On SIGTERM or SIGINT, finish the current iteration, save a checkpoint, and exit.
@@ -183,18 +211,12 @@ class PreemptionHook(Hook):
             return
         signum = self.received or signal.SIGTERM  # a rank that has no signal (yet) stops too
         completed = runner.iter + 1
-        path = osp.join(runner.work_dir, f'iter_{completed}.pth')
+        path = iteration_checkpoint(runner.work_dir, completed)
         self._gather_rank_buffers(runner)
         saved = False
         try:
-            # The epoch in progress, not the next one: MMEngine's default meta for an
-            # epoch-based save assumes the epoch has ended.
-            runner.save_checkpoint(  # rank 0 writes; the others return at once
-                runner.work_dir, osp.basename(path), save_optimizer=True,
-                save_param_scheduler=True, meta=dict(epoch=runner.epoch, iter=completed))
+            save_iteration_checkpoint(runner, completed)  # rank 0 writes; the others return
             if is_main_process():
-                # What --resume reads; written atomically by the file backend.
-                put_text(path, osp.join(runner.work_dir, 'last_checkpoint'))
                 # Before the barrier: once another rank has exited, srun --kill-on-bad-exit
                 # or torchrun may kill this one.
                 if self.ignored:

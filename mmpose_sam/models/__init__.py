@@ -1,9 +1,13 @@
-from .attention import ChannelAttention, SpatialAttention, StageAttention
-from .backbones import SAMResNet
+from .attention import (CBAM, AttentionModule, ChannelAttention, SEAttention, SpatialAttention,
+                        StageAttention)
+from .backbones import (AttentionHRNet, AttentionResNet, AttentionResNetV1d, AttentionResNeXt,
+                        AttentionSEResNet, SAMResNet)
 from .data_preprocessors import StackedPoseDataPreprocessor, stack_collate
 from .heads import BilinearHeatmapHead
 
 __all__ = [
     'SAMResNet', 'BilinearHeatmapHead', 'StageAttention', 'ChannelAttention', 'SpatialAttention',
-    'StackedPoseDataPreprocessor', 'stack_collate'
+    'AttentionModule', 'CBAM', 'SEAttention', 'AttentionResNet', 'AttentionResNetV1d',
+    'AttentionResNeXt', 'AttentionSEResNet', 'AttentionHRNet', 'StackedPoseDataPreprocessor',
+    'stack_collate'
 ]

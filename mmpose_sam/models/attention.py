@@ -1,21 +1,33 @@
-"""The paper's attention module: channel attention, then spatial attention, then a residual add.
+"""Attention modules that a backbone places after its stages, built from the config's
+``attention=dict(type=...)`` through MMPose's registry.
 
-Tran et al., "Efficient Spatial-Attention module for human pose estimation" (Sec. 3.1, Fig. 2).
-The module sits after a ResNet stage; it follows CBAM (channel then spatial, combined by
-element-wise multiplication) with two differences the paper makes: the spatial map is pooled by
-channel *average* only, and its 7x7 conv is replaced by two 3x3 convs.
+The paper's module (Tran et al., "Efficient Spatial-Attention module for human pose estimation",
+Sec. 3.1, Fig. 2) is :class:`StageAttention`: channel attention, then spatial attention, then a
+residual add. It follows CBAM (channel then spatial, combined by element-wise multiplication) with
+two differences the paper makes: the spatial map is pooled by channel *average* only, and its 7x7
+conv is replaced by two 3x3 convs. The controls an attention paper is judged against are here too:
+:class:`CBAM` (Woo et al. 2018) and :class:`SEAttention` (the channel gate alone, Hu et al. 2018).
+
+Every such module is an :class:`AttentionModule`, which is how tools find them in any backbone
+(attention pictures, MAC counts, the checkpoint fit check) without knowing where a backbone keeps
+its stages.
 """
-from typing import Sequence
+import re
+from typing import Iterable, Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from mmpose.models.backbones.utils import SELayer
 from mmpose.registry import MODELS
 
 SPATIAL_KERNELS = ('3x3+3x3', '3x3//3x3', '7x7')
 SPATIAL_POOLINGS = ('avg', 'avg+max')
+# Every AttentionModule keeps its weights under children named `channel` and/or `spatial`, so that
+# a checkpoint's attention tensors are recognisable from their keys alone (no model needed).
+_ATTENTION_KEY = re.compile(r'^(.*?\.)(?:channel|spatial)\.')
 
 
 def _check_choice(name: str, value, allowed: Sequence) -> None:
@@ -23,10 +35,65 @@ def _check_choice(name: str, value, allowed: Sequence) -> None:
         raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}, got {value!r}')
 
 
+def _check_ratio(channels: int, ratio) -> None:
+    if not isinstance(ratio, int) or ratio < 1 or channels % ratio:
+        raise ValueError(f'ratio must be a positive integer dividing channels={channels}, '
+                         f'got {ratio!r}')
+
+
+def attention_key_prefixes(keys: Iterable[str]) -> Tuple[str, ...]:
+    """Prefixes (``'backbone.layer1.3.'``) of the attention modules whose tensors are among the
+    state dict ``keys``: the parents of ``channel``/``spatial`` children."""
+    return tuple(sorted({match.group(1) for match in map(_ATTENTION_KEY.match, keys) if match}))
+
+
+class AttentionModule(BaseModule):
+    """Base class of the modules a backbone places after a stage: ``(N, C, H, W)`` in, the same
+    shape out, built as ``MODELS.build(dict(attention_cfg, channels=C))``.
+
+    Subclasses keep their weights under children named ``channel`` and/or ``spatial``
+    (:func:`attention_key_prefixes` relies on it) and provide:
+
+    - :attr:`spatial_gate`: the submodule whose output is the spatial attention map,
+      ``(N, 1, H, W)`` in (0, 1) (a forward hook on it sees the map itself), or ``None`` for
+      channel-only modules;
+    - :meth:`elementwise_ops`: the element-wise work that MAC counters do not see;
+    - :attr:`label`: a short name for tables (``'sam-3x3+3x3'``, ``'cbam'``, ``'se'``).
+
+    ``stage`` (1-based, as in the papers) and ``branch`` (0-based resolution branch of a
+    multi-resolution backbone, ``None`` otherwise) say where the backbone placed the module; the
+    backbone sets them when it builds it.
+
+    Args:
+        channels (int): Channels ``C`` of the stage output.
+        init_cfg (dict, optional): MMEngine initialisation config.
+    """
+    stage: Optional[int] = None
+    branch: Optional[int] = None
+
+    def __init__(self, channels: int, init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.out_channels = channels  # MMPose's ResNet reads it off each stage's last module
+
+    @property
+    def spatial_gate(self) -> Optional[nn.Module]:
+        return None
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def elementwise_ops(self, shape: Tuple[int, ...]) -> int:
+        """Element-wise ops on an ``N x C x H x W`` input that neither MAC counter of
+        :mod:`mmpose_sam.analysis` includes, one op per element per operation."""
+        raise NotImplementedError
+
+
 @MODELS.register_module()
-class ChannelAttention(BaseModule):
-    """Squeeze-and-excitation style channel gate: GAP -> 1x1 conv C->C/r -> ReLU -> 1x1 conv
-    C/r->C -> sigmoid, multiplied onto the input.
+class ChannelAttention(SELayer):
+    """Squeeze-and-excitation channel gate, MMPose's :class:`~mmpose.models.backbones.utils.SELayer`
+    (GAP -> 1x1 conv C->C/r -> ReLU -> 1x1 conv C/r->C -> sigmoid, multiplied onto the input),
+    which is the paper's channel attention module (CAM), with the ratio checked.
 
     Args:
         channels (int): Number of input (and output) channels ``C``.
@@ -34,16 +101,15 @@ class ChannelAttention(BaseModule):
     """
 
     def __init__(self, channels: int, ratio: int = 16):
-        super().__init__()
-        if not isinstance(ratio, int) or ratio < 1 or channels % ratio:
-            raise ValueError(f'ratio must be a positive integer dividing channels={channels}, '
-                             f'got {ratio!r}')
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.squeeze = ConvModule(channels, channels // ratio, 1, act_cfg=dict(type='ReLU'))
-        self.excite = ConvModule(channels // ratio, channels, 1, act_cfg=dict(type='Sigmoid'))
+        _check_ratio(channels, ratio)
+        super().__init__(channels, ratio)
+        self.ratio = ratio
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.excite(self.squeeze(self.pool(x)))
+    def elementwise_ops(self, shape: Tuple[int, ...]) -> int:
+        """ReLU on the ``C/r`` squeeze, sigmoid on the ``C`` gate, ``x * gate`` over ``C*H*W``
+        (the global average pool is not here: FlopAnalyzer counts it)."""
+        batch, channels, height, width = shape
+        return batch * (channels // self.ratio + channels + channels * height * width)
 
 
 @MODELS.register_module()
@@ -102,7 +168,7 @@ class _ParallelSum(nn.ModuleList):
 
 
 @MODELS.register_module()
-class StageAttention(BaseModule):
+class StageAttention(AttentionModule):
     """The paper's attention module (AT) after one backbone stage:
     ``out = x + spatial(channel(x))``.
 
@@ -114,8 +180,8 @@ class StageAttention(BaseModule):
         residual (bool): Add the stage output back (the paper). ``False`` returns the attended
             features alone, for ablation. Defaults to ``True``.
         identity_init (bool): Scale the attended branch by a learnable scalar that starts at 0, so
-            the module is an exact identity at initialisation and pretrained ResNet features pass
-            through unchanged; the network then learns how much attention to add. Needs
+            the module is an exact identity at initialisation and pretrained backbone features
+            pass through unchanged; the network then learns how much attention to add. Needs
             ``residual=True``. Defaults to ``False`` (the paper's plain add).
     """
 
@@ -126,18 +192,144 @@ class StageAttention(BaseModule):
                  spatial_pooling: str = 'avg',
                  residual: bool = True,
                  identity_init: bool = False):
-        super().__init__()
+        super().__init__(channels)
         if identity_init and not residual:
             raise ValueError('identity_init=True needs residual=True: without the residual add '
                              'a sigmoid gate cannot be an identity')
-        self.out_channels = channels  # MMPose's ResNet reads it off each stage's last module
         self.channel = ChannelAttention(channels, ratio)
         self.spatial = SpatialAttention(spatial_kernel, spatial_pooling)
         self.residual = residual
         self.scale = nn.Parameter(torch.zeros(1)) if identity_init else None
+
+    @property
+    def spatial_gate(self) -> nn.Module:
+        return self.spatial.gate
+
+    @property
+    def label(self) -> str:
+        return f'sam-{self.spatial.kernel}'
 
     def forward(self, x: Tensor) -> Tensor:
         attended = self.spatial(self.channel(x))
         if self.scale is not None:
             attended = attended * self.scale
         return x + attended if self.residual else attended
+
+    def elementwise_ops(self, shape: Tuple[int, ...]) -> int:
+        """The channel gate's (:meth:`ChannelAttention.elementwise_ops`); the spatial gate's
+        channel mean over ``C*H*W`` (plus the channel max for ``avg+max``), the sum of the two
+        ``3x3//3x3`` branches (and, as counted since the first version, one op per pixel between
+        the two ``3x3+3x3`` convs) over ``H*W``, its sigmoid over ``H*W`` and ``x * gate`` over
+        ``C*H*W``; then the learnable scale (``identity_init``) and the residual add, ``C*H*W``
+        each. Conv biases are left out, as both counters leave them out everywhere."""
+        batch, channels, height, width = shape
+        chw, hw = channels * height * width, height * width
+        spatial = self.spatial
+        ops = chw * (2 if spatial.pooling == 'avg+max' else 1)  # channel pooling
+        ops += hw if spatial.kernel in ('3x3+3x3', '3x3//3x3') else 0
+        ops += hw + chw  # spatial sigmoid and multiply
+        ops += chw * ((self.scale is not None) + self.residual)
+        return self.channel.elementwise_ops(shape) + batch * ops
+
+
+class _CBAMChannelGate(BaseModule):
+    """CBAM's channel gate: one bias-free MLP (1x1 convs C->C/r->C) on the average- and the
+    max-pooled input, the two outputs summed, sigmoid, multiplied onto the input (timm's
+    ``ChannelAttn``)."""
+
+    def __init__(self, channels: int, ratio: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, channels // ratio, 1, bias=False)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(channels // ratio, channels, 1, bias=False)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        average = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True))))
+        peak = self.fc2(self.act(self.fc1(x.amax((2, 3), keepdim=True))))
+        return x * self.gate(average + peak)
+
+
+class _CBAMSpatialGate(BaseModule):
+    """CBAM's spatial gate: channel average and max stacked, a 7x7 conv with batch norm, sigmoid,
+    multiplied onto the input (timm's ``SpatialAttn``)."""
+
+    def __init__(self, kernel_size: int):
+        super().__init__()
+        self.conv = ConvModule(2, 1, kernel_size, padding=kernel_size // 2,
+                               norm_cfg=dict(type='BN'), act_cfg=None)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+        return x * self.gate(self.conv(pooled))
+
+
+@MODELS.register_module()
+class CBAM(AttentionModule):
+    """CBAM (Woo et al., ECCV 2018), the control the paper's module derives from: channel gate
+    on average- and max-pooled features, then spatial gate on the channel average and max with
+    one 7x7 conv; no residual add (in CBAM the residual is the block's). Written after timm's
+    ``layers/cbam.py`` (``CbamModule``): bias-free MLP, batch norm after the 7x7 conv.
+
+    Args:
+        channels (int): Channels of the stage output.
+        ratio (int): Reduction ratio of the channel MLP. Defaults to 16 (CBAM, and the paper).
+        spatial_kernel_size (int): Odd kernel size of the spatial conv. Defaults to 7.
+    """
+
+    def __init__(self, channels: int, ratio: int = 16, spatial_kernel_size: int = 7):
+        super().__init__(channels)
+        _check_ratio(channels, ratio)
+        if not isinstance(spatial_kernel_size, int) or spatial_kernel_size % 2 == 0:
+            raise ValueError(f'spatial_kernel_size must be an odd integer, got '
+                             f'{spatial_kernel_size!r}')
+        self.ratio = ratio
+        self.channel = _CBAMChannelGate(channels, ratio)
+        self.spatial = _CBAMSpatialGate(spatial_kernel_size)
+
+    @property
+    def spatial_gate(self) -> nn.Module:
+        return self.spatial.gate
+
+    @property
+    def label(self) -> str:
+        return 'cbam'
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.spatial(self.channel(x))
+
+    def elementwise_ops(self, shape: Tuple[int, ...]) -> int:
+        """Channel gate: mean and max over ``C*H*W``, the MLP's two ReLUs over ``C/r``, the sum
+        and the sigmoid over ``C``, ``x * gate`` over ``C*H*W``; spatial gate: mean and max over
+        ``C*H*W``, sigmoid over ``H*W``, ``x * gate`` over ``C*H*W`` (its batch norm is counted
+        by FlopAnalyzer)."""
+        batch, channels, height, width = shape
+        chw = channels * height * width
+        return batch * (6 * chw + 2 * (channels // self.ratio) + 2 * channels + height * width)
+
+
+@MODELS.register_module()
+class SEAttention(AttentionModule):
+    """The squeeze-and-excitation channel gate alone (Hu et al., CVPR 2018) after a stage,
+    ``x * gate(x)``: the paper's module without its spatial attention and residual add, and the
+    channel-only control (MMPose's ``SEResNet`` puts the same gate inside every block instead).
+
+    Args:
+        channels (int): Channels of the stage output.
+        ratio (int): Reduction ratio. Defaults to 16.
+    """
+
+    def __init__(self, channels: int, ratio: int = 16):
+        super().__init__(channels)
+        self.channel = ChannelAttention(channels, ratio)
+
+    @property
+    def label(self) -> str:
+        return 'se'
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.channel(x)
+
+    def elementwise_ops(self, shape: Tuple[int, ...]) -> int:
+        return self.channel.elementwise_ops(shape)

@@ -1,3 +1,8 @@
+from .attention_backbones import (AttentionHRNet, AttentionResNet, AttentionResNetV1d,
+                                  AttentionResNeXt, AttentionSEResNet, BranchAttention)
 from .sam_resnet import SAMResNet
 
-__all__ = ['SAMResNet']
+__all__ = [
+    'SAMResNet', 'AttentionResNet', 'AttentionResNetV1d', 'AttentionResNeXt', 'AttentionSEResNet',
+    'AttentionHRNet', 'BranchAttention'
+]

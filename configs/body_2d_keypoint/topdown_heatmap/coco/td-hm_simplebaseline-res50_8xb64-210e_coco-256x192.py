@@ -1,49 +1,20 @@
 # SimpleBaseline-R50 (Xiao et al. 2018) with MMPose's model, data and schedule, the baseline the paper
-# compares against. Every COCO config here (SimpleBaseline and SAM, R50 and R101, 256x192 and
-# 384x288, both schedules) inherits this file, so the settings below are the same for all of them
-# and comparisons stay fair. Nothing below changes the model, the data, the augmentation or the
-# schedule: they set how fast and how safely a run goes (README "Training speed").
-_base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py']
+# compares against. Every ResNet COCO config here (SimpleBaseline, SAM and the CBAM/SE controls,
+# R50 and R101, 256x192 and 384x288, both schedules) inherits this file, so our speed and safety
+# settings are the same for all of them and comparisons stay fair. They are MMPose's config plus
+# configs/_base_/mmpose_sam_settings.py (shared with the HRNet root), which changes neither the
+# model, the data, the augmentation nor the schedule: it sets how fast and how safely a run goes
+# (README "Training speed").
+_base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_res50_8xb64-210e_coco-256x192.py',
+          '../../../_base_/mmpose_sam_settings.py']
 
-custom_imports = dict(imports=['mmpose_sam'], allow_failed_imports=False)
-
-# --- speed (README "Training speed"; mmpose_sam/amp.py, mmpose_sam/engine, models/heads) ---------
-# bf16 autocast, no loss scaling (bf16 has float32's exponent range). Off: type='OptimWrapper'.
-optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16')
-# Fixed 256x192 inputs: cuDNN may time its kernels once and keep the fastest.
-env_cfg = dict(cudnn_benchmark=True)
-model = dict(
-    # One copy per batch to the GPU (pinned memory, asynchronous) instead of one per crop.
-    data_preprocessor=dict(type='StackedPoseDataPreprocessor', non_blocking=True),
-    # MMPose's acc_pose, computed on the GPU instead of in numpy on the host.
-    train_cfg=dict(compute_acc='device'))
-fast_loader = dict(
-    num_workers=8,  # per GPU; MMPose's 2 cannot feed one modern GPU
-    persistent_workers=True,
-    pin_memory=True)
-# 3 tensors per batch cross from the workers, not 192. Training only: MMEngine 0.10.7's inferencer
-# reads test_dataloader.collate_fn as a registry name and fails on a dict.
-# --- safety: bad data stops at dataset build or is skipped and counted, in one line -------------
-# (README "When things go wrong", docs/data_checks.md; max_skipped_ratio=0.01 by default).
-checked_dataset = dict(type='CheckedCocoDataset')
-train_dataloader = dict(
-    **fast_loader, collate_fn=dict(type='stack_collate'), dataset=checked_dataset)
-val_dataloader = dict(**fast_loader, dataset=checked_dataset)
+# MMEngine refuses a key defined by two bases: our settings merge into MMPose's keys here.
+optim_wrapper = _base_.speed_and_safety.optim_wrapper
+env_cfg = _base_.speed_and_safety.env_cfg
+model = _base_.speed_and_safety.model
+train_dataloader = _base_.speed_and_safety.train_dataloader
+val_dataloader = _base_.speed_and_safety.val_dataloader
 test_dataloader = val_dataloader
-# Loss and accuracy are read back from the GPU once per log interval, not every iteration.
-default_hooks = dict(runtime_info=dict(type='LazyRuntimeInfoHook'))
-custom_hooks = [
-    # A GPU torch cannot use (old driver) stops the run in one line instead of training on the
-    # CPU; deterministic=True warns on CUDA ops without deterministic kernels; resumed optimizer
-    # step counters stay on the CPU (no per-step read-back).
-    dict(type='DeviceSetupHook'),
-    dict(type='SyncBuffersHook'),  # MMPose's default
-    dict(type='ChannelsLastHook'),  # NHWC weights and batches: no transposes around tensor cores
-    # --- safety (README "When things go wrong"; mmpose_sam/engine) ----------------------------
-    # A non-finite loss or gradient norm, or a loss 100x its early value, stops the run in one
-    # line, before a checkpoint of diverged weights is written.
-    dict(type='DivergenceHook'),
-    # SIGTERM/SIGINT (preemption, Ctrl-C): save iter_<N>.pth at the end of the iteration, exit;
-    # --resume continues exactly there.
-    dict(type='PreemptionHook'),
-]
+train_cfg = _base_.speed_and_safety.train_cfg
+default_hooks = _base_.speed_and_safety.default_hooks
+custom_hooks = _base_.speed_and_safety.custom_hooks
