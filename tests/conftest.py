@@ -3,6 +3,7 @@ every CPU, and the trained sample checkpoints (cached across sessions)."""
 import fcntl
 import hashlib
 import inspect
+import itertools
 import json
 import os
 import shutil
@@ -71,12 +72,18 @@ def load_tool(name: str):
     return module
 
 
+_RUNS = itertools.count()
+
+
 def short_training_cfg(config=SB_SAMPLE_CONFIG, work_dir=None, iters=2, batch_size=4):
     """A sample config for a few training iterations in the test process: iteration-based, no
     validation or testing, no schedulers, no checkpoints, a log line every iteration."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(config))
     cfg.work_dir = str(work_dir)
+    # A name of its own: MMEngine names a run after its config and the second it started, and two
+    # runners of one name share a MessageHub (the loss history of both).
+    cfg.experiment_name = f'short-{next(_RUNS)}'
     cfg.randomness = dict(seed=0)
     cfg.train_dataloader.batch_size = batch_size
     cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10**6)

@@ -55,12 +55,16 @@ class AttentionBackboneMixin:
             raise ValueError(f'attention_stages must be indices in {tuple(range(num_stages))}, '
                              f'got {tuple(attention_stages)}')
         self.attention_cfg = dict(attention)
+        self.attention_class = cls
         self.attention_stages = tuple(attention_stages)
 
     def _build_attention(self, channels: int, stage: int,
                          branch: Optional[int] = None) -> AttentionModule:
         """The configured attention module for ``channels`` after stage index ``stage``."""
-        module = MODELS.build(dict(self.attention_cfg, channels=channels))
+        # The class found in MMPose's registry at set-up, not MODELS.build: under another default
+        # scope (a process that built an MMDetection detector first) that looks in MMDet's.
+        args = {k: v for k, v in self.attention_cfg.items() if k != 'type'}
+        module = self.attention_class(channels=channels, **args)
         module.stage, module.branch = stage + 1, branch
         return module
 
