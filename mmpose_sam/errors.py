@@ -4,10 +4,11 @@ Every such error is a :class:`UserError`: ``str(error)`` is one line that names 
 annotation, image or option) and the problem, e.g.
 ``data/coco/annotations/train.json: annotation 42: 51 keypoint values, expected 17 x 3 = 51``.
 
-``import mmpose_sam`` chains :func:`one_line_excepthook` in front of ``sys.excepthook``: an
-uncaught :class:`UserError` prints ``error: <message>`` instead of a traceback, whichever command
-raised it (``tools/train.py``, MMPose's own ``tools/train.py``, ``mim train``); every other
-exception keeps its traceback. The exit status is 1 either way.
+:func:`install_excepthook` chains :func:`one_line_excepthook` in front of ``sys.excepthook``: an
+uncaught :class:`UserError` prints ``error: <message>`` instead of a traceback; every other
+exception keeps its traceback. The exit status is 1 either way. ``import mmpose_sam`` does not
+install it; our tools do, and so does ``mmpose_sam.upstream``, which our configs import, for
+MMPose's own ``tools/train.py`` and ``mim train``.
 """
 import sys
 from pathlib import Path

@@ -22,6 +22,9 @@ SB_SAMPLE_CONFIG = CONFIG_DIR / 'coco_sample' / \
     'td-hm_simplebaseline-res50_1xb16-150e_coco-sample-128x96.py'
 SAM_SAMPLE_CONFIG = CONFIG_DIR / 'coco_sample' / \
     'td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py'
+# The libraries of tools/ (tools/toolkit), importable as the tools themselves import them.
+TOOLS_DIR = ROOT / 'tools'
+sys.path.insert(0, str(TOOLS_DIR))
 
 # Two heavy torch processes whose threads outnumber the cores slow each other ~10x: each test
 # process and every process a test spawns uses its share of the cores, the cores divided by the
@@ -31,7 +34,7 @@ THREADS = os.environ.get('MMPOSE_SAM_TEST_THREADS') or str(
     max(1, len(os.sched_getaffinity(0)) // WORKERS))
 torch.set_num_threads(int(THREADS))
 
-# The same precision on every CPU: mmpose_sam.amp trains in bf16 on CPUs with native bf16
+# The same precision on every CPU: mmpose_sam.speed.amp trains in bf16 on CPUs with native bf16
 # (AVX-512-BF16/AMX) and in float32 elsewhere, and optimize_for_inference(dtype='auto') picks
 # likewise. 'off' makes both float32 everywhere, for this process and (through os.environ) every
 # process a test starts; tests about bf16 take the `cpu_amp_mode` fixture, which runs them with
@@ -46,7 +49,8 @@ def subprocess_env(**extra):
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS=THREADS, MKL_NUM_THREADS=THREADS, CUDA_VISIBLE_DEVICES='',
                MMPOSE_SAM_CPU_AMP=os.environ.get(CPU_AMP_ENV, 'off'),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get('PYTHONPATH')])))
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), str(TOOLS_DIR),
+                                                        env.get('PYTHONPATH')])))
     env.update(extra)
     return env
 
@@ -125,7 +129,7 @@ CHECKPOINT_CACHE = Path(os.environ.get('MMPOSE_SAM_TEST_CHECKPOINTS') or
 # head and loss; the dataset; the precision; the train loop and hooks) and what writes the
 # checkpoint file. Not in it: loading, runners, inference and export, which change neither the
 # weights of a normal run nor the file (a change there that does must add its file here).
-TRAINING_SOURCES = ('models/', 'datasets/', 'engine/', 'amp.py', 'checkpoint/atomic_save.py')
+TRAINING_SOURCES = ('models/', 'speed/', 'reliability/', 'upstream/')
 
 
 def train_sample_checkpoint(config: Path, work_dir: Path, epochs: int = TRAINED_EPOCHS) -> Path:
@@ -135,7 +139,7 @@ def train_sample_checkpoint(config: Path, work_dir: Path, epochs: int = TRAINED_
     job keeps (the best by coco/AP) is the last. That checkpoint: weights, ``dataset_meta`` and
     ``meta``, no optimizer state (the tests load it many times and never resume it; Adam's state
     would triple it to ~400 MB)."""
-    from mmpose_sam.runners import build_runner  # a visualizer of its own (see there)
+    from toolkit.runners import build_runner  # a visualizer of its own (see there)
     main_job = load_tool('main_job')
     cfg = main_job.training_config(main_job.parse_args([
         '--config', str(config), '--epochs', str(epochs), '--val-interval', str(epochs),
@@ -157,7 +161,7 @@ def checkpoint_inputs(config: Path) -> dict:
     import numpy
     from mmengine.config import Config
 
-    from mmpose_sam import amp
+    from mmpose_sam.speed import amp
 
     def digest(data: bytes) -> str:
         return hashlib.sha256(data).hexdigest()
@@ -171,7 +175,8 @@ def checkpoint_inputs(config: Path) -> dict:
         name = path.relative_to(package).as_posix()
         if name.startswith(TRAINING_SOURCES):
             inputs[f'mmpose_sam/{name}'] = digest(path.read_bytes())
-    inputs['tools/main_job.py'] = digest((ROOT / 'tools' / 'main_job.py').read_bytes())
+    for tool in ('main_job.py', 'toolkit/runners.py'):  # the training loop the recipe runs
+        inputs[f'tools/{tool}'] = digest((ROOT / 'tools' / tool).read_bytes())
     for path in sorted(SAMPLE_DIR.glob('*.j*')):  # test_coco.json and the images
         inputs[f'data/{path.name}'] = digest(path.read_bytes())
     inputs.update(python=sys.version.split()[0], torch=torch.__version__, mmpose=mmpose.__version__,

@@ -59,7 +59,7 @@ def write_config(path: Path, base: Path, iteration: int) -> Path:
     hooks.append(dict(type='KillWorkerAt', iteration=iteration))
     path.write_text(
         f'_base_ = [{str(base)!r}]\n'
-        "custom_imports = dict(imports=['mmpose_sam', 'helpers_faults'], "
+        "custom_imports = dict(imports=['mmpose_sam', 'mmpose_sam.upstream', 'helpers_faults'], "
         'allow_failed_imports=False)\n'
         f'custom_hooks = {hooks!r}\n')
     return path

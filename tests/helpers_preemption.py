@@ -107,8 +107,8 @@ def write_config(path: Path, base: Path, drop: Sequence[str] = (), **preempt_at)
         hooks.append(dict(type='PreemptAt', **preempt_at))
     path.write_text(
         f'_base_ = [{str(base)!r}]\n'
-        "custom_imports = dict(imports=['mmpose_sam', 'helpers_preemption'], "
-        'allow_failed_imports=False)\n'
+        "custom_imports = dict(imports=['mmpose_sam', 'mmpose_sam.upstream', "
+        "'helpers_preemption'], allow_failed_imports=False)\n"
         f'custom_hooks = {hooks!r}\n')
     return path
 

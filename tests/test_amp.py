@@ -1,57 +1,37 @@
-"""bf16 AMP through MMPose's heads (mmpose_sam.amp): found on an H200, reproduced here with CPU
+"""bf16 AMP through MMPose's heads (mmpose_sam.speed): found on an H200, reproduced here with CPU
 autocast, which produces the same bfloat16 head outputs."""
-import sys
-
 import numpy as np
 import pytest
 import torch
-from mmpose.models.heads import HeatmapHead
 from mmpose.testing import get_packed_inputs
+from mmpose.utils import tensor_utils
 
-import mmpose_sam  # noqa: F401  (applies the patch)
-from mmpose_sam import amp
 from mmpose_sam.models import BilinearHeatmapHead
+from mmpose_sam.speed import DeviceAccuracyHeatmapHead, amp
 
 CODEC = dict(type='MSRAHeatmap', input_size=(192, 256), heatmap_size=(48, 64), sigma=2)
 
 
-def test_unpatched_mmpose_to_numpy_rejects_bfloat16():
-    # Why the patch exists; if MMPose ever converts bfloat16 itself, this says so.
+def test_mmposes_to_numpy_rejects_bfloat16():
+    # Why our heads upcast; if MMPose ever converts bfloat16 itself, this says so.
     with pytest.raises(TypeError, match='BFloat16'):
-        amp._numpy_unsafe(torch.ones(2, dtype=torch.bfloat16))
-
-
-def test_to_numpy_upcasts_bfloat16_only():
-    x = torch.tensor([0.5, 1.5], dtype=torch.bfloat16)
-    array, device = amp.to_numpy(x, return_device=True)
-    assert array.dtype == np.float32 and array.tolist() == [0.5, 1.5] and device == x.device
-    assert amp.to_numpy(torch.ones(2, dtype=torch.float16)).dtype == np.float16
-    pair = amp.to_numpy([x, x])  # sequences recurse through the patched tensor_utils function
-    assert [a.dtype for a in pair] == [np.float32, np.float32]
-
-
-def test_no_loaded_mmpose_module_keeps_the_unsafe_function():
-    holders = [name for name, module in list(sys.modules.items())
-               if name.startswith('mmpose') and getattr(module, 'to_numpy', None) is not None]
-    assert 'mmpose.models.heads.heatmap_heads.heatmap_head' in holders
-    assert [name for name in holders
-            if sys.modules[name].to_numpy is amp._numpy_unsafe] == []
-    assert amp.patch_mmpose_to_numpy() == 0  # idempotent
+        tensor_utils.to_numpy(torch.ones(2, dtype=torch.bfloat16))
 
 
 # Narrow heads: bf16 convolutions are slow on CPUs without bf16 instructions.
 @pytest.mark.parametrize('head_type,widths', [
-    (HeatmapHead, dict(deconv_out_channels=(32, 32, 32))),
+    (DeviceAccuracyHeatmapHead, dict(deconv_out_channels=(32, 32, 32))),
     (BilinearHeatmapHead, dict(upsample_out_channels=(32, 32, 32), conv_out_channels=(32, ))),
 ])
-def test_heads_train_and_predict_under_bf16_autocast(head_type, widths):
+@pytest.mark.parametrize('compute_acc', [True, 'device'])
+def test_heads_train_and_predict_under_bf16_autocast(head_type, widths, compute_acc):
     head = head_type(in_channels=64, out_channels=17, decoder=CODEC, **widths)
     head.init_weights()
     packed = get_packed_inputs(batch_size=2, with_heatmap=True)['data_samples']
     feats = (torch.rand(2, 64, 8, 6), )
     with torch.autocast('cpu', dtype=torch.bfloat16):
         assert head.forward(feats).dtype == torch.bfloat16  # what broke MMPose's numpy calls
-        losses = head.loss(feats, packed)
+        losses = head.loss(feats, packed, dict(compute_acc=compute_acc))
         preds = head.predict(feats, packed, test_cfg=dict(flip_test=False))
     losses['loss_kpt'].backward()
     assert torch.isfinite(losses['loss_kpt']) and 0 <= float(losses['acc_pose']) <= 1
@@ -105,10 +85,10 @@ def test_unknown_cpu_amp_mode_is_one_line(monkeypatch):
 def test_amp_optim_wrapper_precision_on_this_cpu(cpu_amp_mode):
     """Both kinds: ``auto`` autocasts in bf16 where the CPU has it natively (else float32, as
     ``off`` always does), whatever the config asks for."""
-    from mmpose_sam.amp import AmpOptimWrapper
+    from mmpose_sam.speed.amp import BF16AmpOptimWrapper
     native = cpu_amp_mode == 'auto' and bool(amp.torch_reports_native_bf16())
     model = torch.nn.Linear(4, 2)
-    wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+    wrapper = BF16AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                               dtype='bfloat16')
     assert wrapper.loss_scaler is None and wrapper.autocast_enabled is native
     with wrapper.optim_context(model):
@@ -119,14 +99,14 @@ def test_amp_optim_wrapper_precision_on_this_cpu(cpu_amp_mode):
 
 def test_off_turns_native_bf16_off(monkeypatch):
     """What ``off`` does on a CPU with native bf16 (simulated where this one has none)."""
-    from mmpose_sam.amp import AmpOptimWrapper
+    from mmpose_sam.speed.amp import BF16AmpOptimWrapper
     from mmpose_sam.apis.optimize import resolve_dtype
     monkeypatch.setattr(amp, 'torch_reports_native_bf16', lambda: True)
     expected = {'auto': (True, torch.bfloat16, 'bf16'), 'off': (False, torch.float32, 'fp32')}
     for mode, (native, dtype, inference) in expected.items():
         monkeypatch.setenv('MMPOSE_SAM_CPU_AMP', mode)
         model = torch.nn.Linear(4, 2)
-        wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        wrapper = BF16AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
                                   dtype='bfloat16')
         with wrapper.optim_context(model):
             out = model(torch.ones(1, 4))

@@ -1,4 +1,4 @@
-"""mmpose_sam.analysis and tools/model_complexity.py: exact parameter counts, the two MAC counters
+"""toolkit.analysis and tools/model_complexity.py: exact parameter counts, the two MAC counters
 agree, the attention's element-wise ops are counted, and the metafile matches the tool."""
 
 import pytest
@@ -8,8 +8,8 @@ import yaml
 from conftest import CONFIG_DIR, load_tool, ROOT, run_python
 from test_configs import EXPECTED_PARAMS, describe
 
-from mmpose_sam.analysis import (MISMATCH_TOLERANCE, build_model, count_complexity,
-                                 count_parameters, input_hw, load_config)
+from toolkit.analysis import (MISMATCH_TOLERANCE, build_model, count_complexity, count_parameters,
+                              input_hw, load_config)
 
 COCO = CONFIG_DIR / 'coco'
 SAM_R50 = COCO / 'td-hm_sam-res50-seq3x3_8xb64-210e_coco-256x192.py'

@@ -14,8 +14,8 @@ from mmpose.models.backbones import HRNet, ResNet, ResNetV1d, ResNeXt, SEResNet
 
 from conftest import ROOT, SB_SAMPLE_CONFIG, load_tool, short_training_cfg
 from mmpose_sam.models import (CBAM, AttentionHRNet, AttentionModule, AttentionResNet,
-                               AttentionResNetV1d, AttentionResNeXt, AttentionSEResNet,
-                               SEAttention, StageAttention)
+                               AttentionResNetV1d, AttentionResNeXt, AttentionSEResNet, SEAttention,
+                               StageAttention)
 from mmpose_sam.models.backbones import attention_backbones
 
 TINY_HRNET = dict(
@@ -210,7 +210,7 @@ def test_imagenet_init_refuses_tensors_of_its_own_modules(tmp_path):
                                             ('ResNeXt', 'sam'), ('SEResNet', 'cbam'),
                                             ('HRNet', 'sam')])
 def test_two_training_iterations(name, attention, tmp_path, monkeypatch):
-    from mmpose_sam.runners import build_runner
+    from toolkit.runners import build_runner
     monkeypatch.chdir(ROOT)  # the sample config's data_root is relative to it
     cfg = short_training_cfg(SB_SAMPLE_CONFIG, tmp_path, iters=2, batch_size=2)
     ours, _, args = BACKBONES[name]
@@ -281,7 +281,7 @@ def test_channel_only_attention_has_no_maps():
                                              (dict(type='CBAM'), 'cbam'),
                                              (dict(type='SEAttention'), 'se')])
 def test_complexity_counts_attention_on_hrnet(attention, label):
-    from mmpose_sam.analysis import attention_label, build_model, count_complexity
+    from toolkit.analysis import attention_label, build_model, count_complexity
     cfg = sam_hrnet_cfg()
     cfg.model.backbone.attention = attention
     counts = count_complexity(build_model(cfg), (128, 96))
@@ -304,7 +304,7 @@ def test_fit_check_names_plain_hrnet_checkpoints(sam_hrnet, tmp_path):
     from mmengine.runner import save_checkpoint
     from mmpose.apis import init_model
 
-    from mmpose_sam.checkpoint import CheckpointMismatchError
+    from mmpose_sam.reliability.checkpoint import CheckpointMismatchError
     config, _, model = sam_hrnet
     attention = tuple(f'backbone.{p}.' for p in PLACES['HRNet'])
     plain = {k: v for k, v in model.state_dict().items() if not k.startswith(attention)}

@@ -20,8 +20,8 @@ import torch
 from mmpose.datasets.transforms import LoadImage
 
 from conftest import ROOT, SAMPLE_DIR, SB_SAMPLE_CONFIG, run_python
-from mmpose_sam.datasets import CheckedCocoDataset, DatasetError
-from mmpose_sam.datasets import checked_coco_dataset
+from mmpose_sam.reliability.data import CheckedCocoDataset, DatasetError
+from mmpose_sam.reliability.data import checked_coco_dataset
 
 ANN_FILE = 'test_coco.json'
 DET_FILE = 'test_coco_det_AP_H_56.json'

@@ -40,7 +40,8 @@ def _train(hook, iters, batch_size=4):
 
 
 def test_hook_counts_only_the_samples_after_warmup(monkeypatch):
-    from mmpose_sam.engine import TrainThroughputHook, throughput_hook
+    from toolkit import throughput_hook
+    from toolkit.throughput_hook import TrainThroughputHook
     # The clock is read twice: when warm-up iteration 3 ends, and at the end of training.
     readings = iter([100.0, 102.5])
     monkeypatch.setattr(throughput_hook, 'synchronized_clock', lambda: next(readings))
@@ -53,7 +54,7 @@ def test_hook_counts_only_the_samples_after_warmup(monkeypatch):
 
 
 def test_hook_says_when_training_ended_within_warmup():
-    from mmpose_sam.engine import TrainThroughputHook
+    from toolkit.throughput_hook import TrainThroughputHook
     hook = TrainThroughputHook(warmup_iters=5)
     runner = _train(hook, iters=5)
     assert hook.samples_per_second is None
@@ -62,7 +63,7 @@ def test_hook_says_when_training_ended_within_warmup():
 
 def test_hook_rejects_zero_warmup_and_is_registered():
     from mmpose.registry import HOOKS
-    from mmpose_sam.engine import TrainThroughputHook
+    from toolkit.throughput_hook import TrainThroughputHook
     with pytest.raises(ValueError, match='warmup_iters must be at least 1, got 0'):
         TrainThroughputHook(warmup_iters=0)
     assert isinstance(HOOKS.build(dict(type='TrainThroughputHook', warmup_iters=2)),
@@ -100,7 +101,7 @@ def check_throughput_report(table: Path, work_dir: Path) -> None:
                                                 'SimpleBaseline' else ('sam-seq3x3', 50)]
         assert row['model_only_profile_top_ops'] and row['syncs_per_iteration'] == 'no GPU'
         if row['setting'] == 'fast':  # what we ship: our AMP wrapper, every custom hook
-            assert row['optim_wrapper'].startswith('mmpose_sam.amp.')
+            assert row['optim_wrapper'].startswith('mmpose_sam.speed.amp.')
             assert {'DivergenceHook', 'PreemptionHook', 'ChannelsLastHook'} <= set(
                 row['custom_hooks'])
         else:  # float32 without a GPU, MMPose's hooks
@@ -126,7 +127,7 @@ def test_dry_run_prints_and_builds_every_gpu_config(tmp_path):
     through cfg.pretty_text (a class object in it failed in yapf on the H200, before any
     measurement) and Runner.from_cfg; the printed text is a config MMEngine reads back."""
     from mmengine.config import Config
-    from mmpose_sam.analysis import load_config
+    from toolkit.analysis import load_config
     shipped = load_config(SAM_CONFIG)  # both COCO configs share their optim_wrapper and hooks
     proc = run_python(['tools/benchmark_train.py', '--dry-run', '--as-if-gpu', '--batch-size', '2',
                        '--num-workers', '1', '--work-dir', tmp_path], timeout=600)
@@ -140,20 +141,20 @@ def test_dry_run_prints_and_builds_every_gpu_config(tmp_path):
         assert summary and 'runner built (hooks: ' in summary and 'nothing trained' in summary
         assert 'train data loader built: ' in summary
         if setting == 'fast':  # our configs' own AMP, and every custom hook we ship
-            assert cfg.optim_wrapper.type == shipped.optim_wrapper.type != 'MMEngineAmpOptimWrapper'
+            assert cfg.optim_wrapper.type == shipped.optim_wrapper.type == 'BF16AmpOptimWrapper'
             assert cfg.optim_wrapper.dtype == 'bfloat16'
             assert hooks == [h['type'] for h in shipped.custom_hooks]
             assert {'SyncBuffersHook', 'ChannelsLastHook', 'DivergenceHook',
                     'PreemptionHook'} <= set(hooks)
             assert cfg.default_hooks.runtime_info.type == 'LazyRuntimeInfoHook'
-            assert 'optim wrapper built: mmpose_sam.amp.' in summary
+            assert 'optim wrapper built: mmpose_sam.speed.amp.' in summary
             assert 'DivergenceHook' in summary.split('runner built (hooks: ')[1]
         else:  # MMEngine's own AMP (by a registry name), MMPose's runtime and hooks
-            assert cfg.optim_wrapper.type == 'MMEngineAmpOptimWrapper'
+            assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
             assert cfg.optim_wrapper.dtype == 'bfloat16'
             assert hooks == ['SyncBuffersHook']
             assert cfg.default_hooks.runtime_info.type == 'RuntimeInfoHook'
-            assert 'MMEngineAmpOptimWrapper NOT built on this CPU' in summary
+            assert 'AmpOptimWrapper NOT built on this CPU' in summary
             assert 'plain OptimWrapper instead: Adam' in summary
     assert 'every config printed and built; nothing measured' in proc.stdout
     assert not list(tmp_path.rglob('throughput.*'))
@@ -161,7 +162,7 @@ def test_dry_run_prints_and_builds_every_gpu_config(tmp_path):
 
 def test_mmpose_setting_has_mmposes_own_hooks_and_amp():
     """The 'mmpose' setting's custom hooks are MMPose's default_runtime.py's, and its AMP is
-    MMEngine's own class (ours is registered under MMEngine's name)."""
+    MMEngine's own class, found under MMEngine's name."""
     import mmpose
     from mmengine.config import Config
     from mmengine.optim import AmpOptimWrapper
@@ -171,8 +172,7 @@ def test_mmpose_setting_has_mmposes_own_hooks_and_amp():
     runtime = Config.fromfile(str(Path(mmpose.__file__).parent / '.mim' / 'configs' / '_base_' /
                                   'default_runtime.py'))
     assert tool.MMPOSE_CUSTOM_HOOKS == runtime.custom_hooks
-    assert OPTIM_WRAPPERS.get(tool.register_mmengine_amp()) is AmpOptimWrapper
-    assert tool.register_mmengine_amp() == 'MMEngineAmpOptimWrapper'  # a second call: no error
+    assert OPTIM_WRAPPERS.get(tool.MMENGINE_AMP) is AmpOptimWrapper
 
 
 def test_time_limit_skips_the_rows_that_would_not_fit(tmp_path):

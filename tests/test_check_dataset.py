@@ -1,4 +1,4 @@
-"""Issue #9.1: the data checks (mmpose_sam/datasets) and the pre-flight tool tools/check_dataset.py.
+"""Issue #9.1: the data checks (mmpose_sam/reliability/data) and the pre-flight tool tools/check_dataset.py.
 
 Every case breaks a copy of the bundled sample (data/coco_sample) in a temporary folder; the
 messages are asserted word for word.
@@ -13,8 +13,8 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SAMPLE_DIR, load_tool, run_python
-from mmpose_sam.datasets import (ERROR, WARNING, check_coco_annotations, check_detections,
-                                 check_image, load_json)
+from mmpose_sam.reliability.data import (ERROR, WARNING, check_coco_annotations, check_detections,
+                                         check_image, load_json)
 
 COCO_NAMES = ['nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
               'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',

@@ -1,7 +1,7 @@
-"""Checkpoint I/O: MMEngine's loaders replaced by ours, atomic saves with the usual file mode, a
-training killed (kill -9) while saving resumes from the last complete checkpoint, and a full disk
-during a save is one line (the file, the space needed and free, the intact checkpoint), after which
---resume goes on.
+"""Checkpoint I/O: MMEngine's loaders replaced by ours where our configs ask for it
+(mmpose_sam.upstream), atomic saves with the usual file mode, a training killed (kill -9) while
+saving resumes from the last complete checkpoint, and a full disk during a save is one line (the
+file, the space needed and free, the intact checkpoint), after which --resume goes on.
 
 Safe loading is in tests/test_safe_loading.py, the fit check in tests/test_checkpoint_fit.py,
 checkpoints cut short in tests/test_untrusted_files.py.
@@ -19,17 +19,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmengine.fileio import get_file_backend
+from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, save_checkpoint
 
-import mmpose_sam  # noqa: F401  (registers the loaders and the storage backend)
+import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
 from conftest import SB_SAMPLE_CONFIG, run_python
 from helpers_full_disk import FillsUp  # the training child below uses it too
-from mmpose_sam.checkpoint import CheckpointNotFoundError, DiskFullError
-from mmpose_sam.checkpoint import atomic_save
-from mmpose_sam.checkpoint.integrity import human_size
+from mmpose_sam.reliability.checkpoint import (ATOMIC_BACKEND_ARGS, CheckpointNotFoundError,
+                                               DiskFullError)
+from mmpose_sam.reliability.checkpoint import atomic_save as atomic_save_module
+from mmpose_sam.reliability.checkpoint.integrity import human_size
 
+LOADERS = 'mmpose_sam.reliability.checkpoint.loaders'
 # What MMEngine's runner pickles beside tensors: numpy scalars and dtypes in the message hub.
 CHECKPOINT = {
     'meta': {'epoch': 2, 'seed': np.int64(7), 'dtype': np.dtype('float32')},
@@ -66,12 +68,19 @@ def test_the_allow_list_stays_inside_the_loaders(tmp_path):
     ('partial:s3://bucket/file.pth', 'load_from_partial')])
 def test_our_loaders_are_registered(name, loader):
     found = CheckpointLoader._get_checkpoint_loader(name)
-    assert (found.__module__, found.__name__) == ('mmpose_sam.checkpoint.loaders', loader)
+    assert (found.__module__, found.__name__) == (LOADERS, loader)
+
+
+def test_applying_twice_changes_nothing():
+    from mmpose_sam.upstream import checkpoint_loading
+    schemes = dict(CheckpointLoader._schemes)
+    checkpoint_loading.apply()
+    assert CheckpointLoader._schemes == schemes
 
 
 def test_torchvision_and_other_url_schemes_download_through_our_http_loader():
     # MMEngine's torchvision://, mmcls://, open-mmlab:// loaders call this module global
-    assert mmengine_checkpoint.load_from_http.__module__ == 'mmpose_sam.checkpoint.loaders'
+    assert mmengine_checkpoint.load_from_http.__module__ == LOADERS
 
 
 def test_missing_checkpoint_is_one_line(tmp_path):
@@ -82,9 +91,20 @@ def test_missing_checkpoint_is_one_line(tmp_path):
 
 
 # Atomic saves --------------------------------------------------------------------------------
+def atomic_save(checkpoint, path) -> None:
+    """Save as AtomicCheckpointHook and PreemptionHook do: through the ``atomic_local`` backend."""
+    save_checkpoint(checkpoint, str(path), backend_args=ATOMIC_BACKEND_ARGS)
+
+
+def test_mmengines_local_backend_stays_mmengines():
+    assert type(get_file_backend('/some/file.pth')) is LocalBackend
+    assert type(get_file_backend('/some/file.pth', backend_args=ATOMIC_BACKEND_ARGS)) is \
+        atomic_save_module.AtomicLocalBackend
+
+
 def test_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / 'epoch_1.pth'
-    save_checkpoint(CHECKPOINT, str(path))
+    atomic_save(CHECKPOINT, path)
     good = path.read_bytes()
 
     def fail_midway(fd):
@@ -92,16 +112,15 @@ def test_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, 'fsync', fail_midway)
     with pytest.raises(OSError, match='No space left on device'):
-        save_checkpoint({**CHECKPOINT, 'meta': {'epoch': 3}}, str(path))
+        atomic_save({**CHECKPOINT, 'meta': {'epoch': 3}}, path)
     assert path.read_bytes() == good  # the old checkpoint is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']  # no temp file left
-    assert type(get_file_backend(str(path))).__name__ == 'AtomicLocalBackend'
 
 
 def test_text_files_are_written_atomically_too(tmp_path, monkeypatch):
     """``last_checkpoint``, which ``--resume`` reads, goes through ``put_text``."""
     path = tmp_path / 'last_checkpoint'
-    backend = get_file_backend(str(path))
+    backend = get_file_backend(str(path), backend_args=ATOMIC_BACKEND_ARGS)
     backend.put_text(str(tmp_path / 'epoch_1.pth'), str(path))
     monkeypatch.setattr(os, 'fsync', lambda fd: (_ for _ in ()).throw(OSError(5, 'I/O error')))
     with pytest.raises(OSError, match='I/O error'):
@@ -115,7 +134,7 @@ def test_saved_file_mode_is_that_of_a_plain_save(tmp_path, umask):
     old = os.umask(umask)
     try:
         torch.save(CHECKPOINT, tmp_path / 'plain.pth')
-        save_checkpoint(CHECKPOINT, str(tmp_path / 'atomic.pth'))
+        atomic_save(CHECKPOINT, tmp_path / 'atomic.pth')
     finally:
         os.umask(old)
     mode = (tmp_path / 'plain.pth').stat().st_mode & 0o7777
@@ -126,9 +145,9 @@ def test_saved_file_mode_is_that_of_a_plain_save(tmp_path, umask):
 def test_overwriting_keeps_the_mode_of_the_existing_file(tmp_path):
     """As ``open(path, 'wb')`` does: e.g. a checkpoint made group-readable by hand stays so."""
     path = tmp_path / 'epoch_1.pth'
-    save_checkpoint(CHECKPOINT, str(path))
+    atomic_save(CHECKPOINT, path)
     path.chmod(0o640)
-    save_checkpoint(CHECKPOINT, str(path))
+    atomic_save(CHECKPOINT, path)
     assert path.stat().st_mode & 0o7777 == 0o640
 
 
@@ -138,7 +157,7 @@ def test_overwriting_keeps_the_mode_of_the_existing_file(tmp_path):
 KILLED_TRAIN = '''
 import os, signal, sys
 import mmpose_sam
-from mmpose_sam.mmpose_tools import run_mmpose_tool
+from toolkit.mmpose_tools import run_mmpose_tool
 fsync = os.fsync
 def fsync_or_die(fd):
     if '.epoch_2.pth.' in os.readlink(f'/proc/self/fd/{fd}'):
@@ -147,8 +166,7 @@ def fsync_or_die(fd):
 os.fsync = fsync_or_die
 run_mmpose_tool('train.py', sys.argv[1:])
 '''
-# max_keep_ckpts=-1: with N > 0, MMEngine 0.10.7's CheckpointHook deletes the oldest checkpoint
-# *before* it writes the new one, so a kill during the save can leave none (sample config: N=1).
+# max_keep_ckpts=-1: every checkpoint kept, whatever removes old ones.
 QUICK = ['train_cfg.max_epochs=2', 'train_cfg.val_interval=100',
          'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
          'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1']
@@ -169,7 +187,7 @@ def test_kill_9_while_saving_then_resume(tmp_path):
         [n for n in names if re.fullmatch(r'\.epoch_2\.pth\.[0-9a-f]{8}\.tmp', n)] != []
     assert Path((work / 'last_checkpoint').read_text()).name == 'epoch_1.pth'
 
-    from mmpose_sam.mmpose_tools import mmpose_tool_path
+    from toolkit.mmpose_tools import mmpose_tool_path
     proc = run_python([mmpose_tool_path('train.py'), SB_SAMPLE_CONFIG, '--work-dir', work,
                        '--resume', '--cfg-options', *QUICK])
     assert 'resumed epoch: 1, iter: 1' in proc.stdout + proc.stderr
@@ -189,9 +207,10 @@ def fill_disk(monkeypatch):
     fdopen = os.fdopen
 
     def fill():
-        monkeypatch.setattr(atomic_save.os, 'fdopen',
+        monkeypatch.setattr(atomic_save_module.os, 'fdopen',
                             lambda fd, mode: FillsUp(fdopen(fd, mode), 100))
-        monkeypatch.setattr(atomic_save.shutil, 'disk_usage', lambda path: Usage(1, 1, FREE))
+        monkeypatch.setattr(atomic_save_module.shutil, 'disk_usage',
+                            lambda path: Usage(1, 1, FREE))
 
     return fill
 
@@ -207,14 +226,14 @@ def saved_size(checkpoint) -> int:
 def test_full_disk_is_one_line_and_keeps_what_was_there(tmp_path, fill_disk, before):
     epoch_1, epoch_2 = tmp_path / 'epoch_1.pth', tmp_path / 'epoch_2.pth'
     if before != 'nothing':
-        save_checkpoint(CHECKPOINT, str(epoch_1))  # before the disk filled up
+        atomic_save(CHECKPOINT, epoch_1)  # before the disk filled up
         (tmp_path / 'last_checkpoint').write_text(str(epoch_1))
     target = epoch_1 if before == 'same name' else epoch_2
     good = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     fill_disk()
     new = {**CHECKPOINT, 'meta': {'epoch': 3}}
     with pytest.raises(DiskFullError) as error:
-        save_checkpoint(new, str(target))
+        atomic_save(new, target)
     intact = {'last_checkpoint': f'the last good checkpoint, {epoch_1}, is intact',
               'same name': 'the previous epoch_1.pth is intact',
               'nothing': f'there is no earlier checkpoint in {tmp_path}'}[before]
@@ -233,8 +252,8 @@ import os, sys
 sys.path.insert(0, {tests!r})
 import mmpose_sam
 from helpers_full_disk import FillsUp
-from mmpose_sam.checkpoint import atomic_save
-from mmpose_sam.mmpose_tools import run_mmpose_tool
+from mmpose_sam.reliability.checkpoint import atomic_save
+from toolkit.mmpose_tools import run_mmpose_tool
 filler = os.environ.get('FILLER')
 put, fdopen = atomic_save.AtomicLocalBackend.put, os.fdopen
 
@@ -256,7 +275,7 @@ def put_on_a_full_disk(self, obj, filepath):
 atomic_save.AtomicLocalBackend.put = put_on_a_full_disk
 run_mmpose_tool('train.py', sys.argv[1:])
 '''
-# The sample config's max_keep_ckpts=1: our CheckpointHook removes epoch_1.pth only after
+# The sample config's max_keep_ckpts=1: AtomicCheckpointHook removes epoch_1.pth only after
 # epoch_2.pth is saved.
 TWO_EPOCHS = ['train_cfg.max_epochs=2', 'train_cfg.val_interval=100',
               'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
@@ -307,7 +326,7 @@ def test_full_disk_while_training_then_resume(tmp_path, small_disk):
 
     if filler:
         filler.unlink()  # space freed, as a user would
-    from mmpose_sam.mmpose_tools import mmpose_tool_path
+    from toolkit.mmpose_tools import mmpose_tool_path
     proc = run_python([mmpose_tool_path('train.py'), SB_SAMPLE_CONFIG, '--work-dir', work,
                        '--resume', '--cfg-options', *TWO_EPOCHS])
     assert 'resumed epoch: 1, iter: 1' in proc.stdout + proc.stderr

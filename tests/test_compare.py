@@ -121,7 +121,7 @@ def test_each_model_trained_in_its_own_work_dir(comparison):
 def test_an_mmpose_zoo_config_gets_the_recipe():
     """MMPose's HRNet-W32 under the sample's recipe: its model with the recipe's codec, data
     preprocessor and test settings, from scratch; everything else is the recipe's."""
-    from mmpose_sam.zoo import resolve_config
+    from toolkit.zoo import resolve_config
     recipe = Config.fromfile(str(SB_SAMPLE_CONFIG))
     cfg = compare.with_recipe(Config.fromfile(str(resolve_config(HRNET))), recipe, HRNET)
     assert cfg.model.backbone.type == 'HRNet' and cfg.model.backbone.init_cfg is None

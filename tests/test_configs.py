@@ -207,7 +207,10 @@ def _flat(value, prefix=''):
 # data, the augmentation or the schedule (README "Training speed"); besides, the same settings
 # under `speed_and_safety` (configs/_base_/mmpose_sam_settings.py), which the roots assign.
 RUNTIME_ADDITIONS = {
-    'custom_imports.imports[0]', 'custom_imports.allow_failed_imports',
+    'custom_imports.imports[0]', 'custom_imports.imports[1]', 'custom_imports.allow_failed_imports',
+    # our subclasses by name: the fit check, acc_pose on the device, CPU DDP, atomic saves
+    'model.type', 'model.head.type', 'model_wrapper_cfg.type', 'model_wrapper_cfg.broadcast_buffers',
+    'default_hooks.checkpoint.type',
     'optim_wrapper.type', 'optim_wrapper.dtype', 'env_cfg.cudnn_benchmark',
     'model.data_preprocessor.type', 'model.data_preprocessor.non_blocking',
     'model.train_cfg.compute_acc', 'default_hooks.runtime_info.type',

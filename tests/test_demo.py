@@ -207,8 +207,8 @@ def test_trained_model_bf16_puts_keypoints_on_the_ground_truth(trained_checkpoin
     config, checkpoint = trained_checkpoints['SAM']
     people = gt_people()
     boxes = tmp_path / 'gt_boxes.json'
-    boxes.write_text(json.dumps([dict(image_id=ann['image_id'], bbox=ann['bbox'], score=1.0)
-                                 for anns in people.values() for ann in anns]))
+    boxes.write_text(json.dumps([dict(image_id=ann['image_id'], category_id=1, bbox=ann['bbox'],
+                                      score=1.0) for anns in people.values() for ann in anns]))
     run_demo(checkpoint, '--input', SAMPLE_DIR, '--bbox-file', boxes, '--out-dir', tmp_path,
              '--dtype', 'bf16', '--no-channels-last', config=config)
     errors = []
@@ -251,13 +251,13 @@ def test_bad_input_is_one_error_line_before_any_model(tmp_path, make_bad, messag
     assert '\n' not in str(exit_info.value)
 
 
-@pytest.mark.parametrize('content,problem', [
-    ('[{"image_id": 785, "bbox": [1, 2', 'malformed bbox file: not JSON (Expecting'),
-    ('{"image_id": 785}', 'malformed bbox file: expected a list of {"image_id": int, "bbox": '
-     '[x, y, w, h], "score": float} (COCO results), got a JSON dict'),
-    ('[{"image_id": 785, "bbox": [1, 2, 3]}]', 'malformed bbox file: entry 0 is not '
-     '{"image_id": int, "bbox": [x, y, w, h], "score": float}: {"image_id": 785, "bbox": '
-     '[1, 2, 3]}'),
+@pytest.mark.parametrize('content,problem', [  # the data checks' rules and words
+    ('[{"image_id": 785, "bbox": [1, 2', "invalid JSON at line 1 column 33: Expecting ',' delimiter"),
+    ('{"image_id": 785}', 'top level is a JSON object, expected a list of detections (COCO '
+     'results format)'),
+    ('[{"image_id": 785, "bbox": [1, 2, 3], "category_id": 1, "score": 0.9}]',
+     'detection 0: bbox [1, 2, 3], expected [x, y, width, height]'),
+    ('[{"image_id": 785, "bbox": [1, 2, 3, 4], "category_id": 1}]', "detection 0: no 'score'"),
 ])
 def test_malformed_bbox_file_fails_before_the_model(tmp_path, content, problem):
     bbox_file = tmp_path / 'boxes.json'

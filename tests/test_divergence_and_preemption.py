@@ -12,7 +12,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from mmpose_sam.engine import DivergenceError, DivergenceHook
+from mmpose_sam.reliability.hooks import DivergenceError, DivergenceHook
 
 from conftest import ROOT, SB_SAMPLE_CONFIG, run_python, short_training_cfg, subprocess_env
 from helpers_preemption import PREEMPT_OPTS, same_weights, with_tests_on_path, write_config

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from conftest import ROOT, run_python
-from mmpose_sam import env
+from toolkit import env
 
 
 def test_check_env_passes_and_lists_registered_modules():
@@ -20,7 +20,7 @@ def test_check_env_passes_and_lists_registered_modules():
     registered = out.split('registered ')[1].split('\n')[0].split(', ')
     assert {'SAMResNet', 'BilinearHeatmapHead', 'StageAttention', 'StackedPoseDataPreprocessor',
             'ChannelsLastHook', 'LazyRuntimeInfoHook', 'DivergenceHook', 'PreemptionHook',
-            'CheckedCocoDataset', 'AmpOptimWrapper', 'stack_collate'} <= set(registered), out
+            'CheckedCocoDataset', 'BF16AmpOptimWrapper', 'stack_collate'} <= set(registered), out
 
 
 # A meta-path finder that makes one module unimportable, as if it were not installed or broken.

@@ -10,8 +10,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from mmpose_sam.checkpoint.embedded_config import parse_config_text
-from mmpose_sam.engine.loops import worker_death
+import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
+from mmpose_sam.reliability.checkpoint.embedded_config import parse_config_text
+from mmpose_sam.reliability.hooks.loops import worker_death
 
 from conftest import ROOT, SB_SAMPLE_CONFIG, short_training_cfg, subprocess_env
 from helpers_faults import write_config

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT, SB_SAMPLE_CONFIG, subprocess_env
-from mmpose_sam import env
+from toolkit import env
 
 # What `nvidia-smi --query-gpu=name,driver_version --format=csv,noheader` prints on a node with
 # an A100 and a driver too old for a CUDA 13 build of torch (common on clusters).
@@ -131,7 +131,7 @@ def test_deterministic_mode_warns_instead_of_raising(monkeypatch):
     """MMEngine's `deterministic=True` raises on CUDA in SAM's backward (no deterministic
     kernel for bilinear upsampling); the hook keeps every other op deterministic."""
     from mmengine.logging import MMLogger
-    from mmpose_sam.engine import DeviceSetupHook
+    from mmpose_sam.reliability.hooks import DeviceSetupHook
     monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
     runner = SimpleNamespace(logger=MMLogger.get_instance('device-setup-test'))
     torch.use_deterministic_algorithms(True)  # what MMEngine's set_random_seed does

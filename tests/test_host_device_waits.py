@@ -89,7 +89,7 @@ LOG_INTERVAL = 5  # DivergenceHook checks every 10: its boundaries are log bound
 
 def _train_and_record(tmp_path, iters=16):
     from mmengine.config import Config
-    from mmpose_sam.runners import build_runner
+    from toolkit.runners import build_runner
     cfg = Config.fromfile(str(SB_SAMPLE_CONFIG))
     cfg.work_dir = str(tmp_path)
     cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10**6)
@@ -156,7 +156,7 @@ class _OnAnotherDevice(torch.Tensor):
 
 
 def test_resumed_step_counters_go_back_to_the_cpu():
-    from mmpose_sam.engine import DeviceSetupHook
+    from mmpose_sam.reliability.hooks import DeviceSetupHook
     step = torch.tensor(7.).as_subclass(_OnAnotherDevice)
     exp_avg = torch.zeros(3).as_subclass(_OnAnotherDevice)
     checkpoint = dict(optimizer=dict(state={0: dict(step=step, exp_avg=exp_avg)},

@@ -34,7 +34,7 @@ def test_metrics_with_gt_and_detected_boxes(main_job):
     summary = (work / 'summary.md').read_text()
     assert '| coco/AP (GT boxes) |' in summary and '| coco/AP (detected boxes) |' in summary
     # The same seeded command trains in bf16 where the CPU has native bf16, else in float32.
-    from mmpose_sam.amp import cpu_has_native_bf16
+    from mmpose_sam.speed.amp import cpu_has_native_bf16
     expected = ('bfloat16 autocast on cpu' if cpu_has_native_bf16() else
                 'float32 on cpu (bf16 AMP asked; this CPU has no native bf16)')
     assert result['precision'] == expected and f'| precision | {expected} |' in summary

@@ -50,8 +50,8 @@ def test_bf16_keypoints_within_1px_mean_3px_max(trained, people):
     keypoints = benchmark.predicted_keypoints(fast, people)
     deviation = benchmark.keypoint_deviation(reference, keypoints)
     assert deviation['mean_px'] <= 1 and deviation['max_px'] <= 3, deviation
-    # Decoding got float32 heatmaps: checked where the head hands them over, since MMPose's
-    # to_numpy (patched by mmpose_sam.amp) upcasts bf16 before any numpy dtype could tell.
+    # Decoding got float32 heatmaps: checked where predict hands them over, before our heads'
+    # decode would upcast bf16 itself (a head that is not ours would not).
     assert decoded == {torch.float32}, decoded
 
 
@@ -68,7 +68,7 @@ def record_decoded_dtypes(model) -> set:
 
 
 def test_auto_picks_bf16_only_where_it_is_native(monkeypatch, cpu_amp_mode):
-    from mmpose_sam import amp
+    from mmpose_sam.speed import amp
     native = cpu_amp_mode == 'auto' and bool(amp.torch_reports_native_bf16())
     assert resolve_dtype('auto', torch.device('cpu')) == ('bf16' if native else 'fp32')
     monkeypatch.setattr(amp, 'cpu_has_native_bf16', lambda: False)

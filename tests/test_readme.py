@@ -40,3 +40,20 @@ def test_section_names_cited_elsewhere_exist(folder):
 
 def test_no_placeholders_left():
     assert '{{' not in README
+
+
+def test_paths_it_names_exist():
+    """Every file or folder README names in backticks (``mmpose_sam/speed/amp.py``) is in the tree,
+    so that the architecture it describes is the one on disk."""
+    named = set(re.findall(r'`((?:mmpose_sam|tools|configs|docs|tests)/[\w./-]*)`', README))
+    named = {path.replace('configs/.../', 'configs/body_2d_keypoint/topdown_heatmap/')
+             for path in named}
+    missing = sorted(path for path in named if not (ROOT / path.rstrip('/')).exists())
+    assert not missing, missing
+
+
+def test_architecture_lists_every_package():
+    section = README.split('## Architecture', 1)[1].split('\n## ', 1)[0]
+    packages = sorted(p.name for p in (ROOT / 'mmpose_sam').iterdir()
+                      if (p / '__init__.py').is_file())
+    assert [name for name in packages if f'  {name}/' not in section] == []

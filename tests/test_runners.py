@@ -3,7 +3,7 @@ logs apart."""
 from mmengine.config import Config
 
 from conftest import SAM_SAMPLE_CONFIG
-from mmpose_sam.runners import build_runner
+from toolkit.runners import build_runner
 
 
 def test_each_runner_gets_its_own_visualizer_and_log_folder(tmp_path):

@@ -14,10 +14,11 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
+import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
-from mmpose_sam.checkpoint import TRUST_ENV, UnsafeCheckpointError
-from mmpose_sam.checkpoint.allow_list import MMENGINE_GLOBALS, STATISTICS_METHODS
-from mmpose_sam.checkpoint.safe_loading import mmengine_globals_allowed
+from mmpose_sam.reliability.checkpoint import TRUST_ENV, UnsafeCheckpointError
+from mmpose_sam.reliability.checkpoint.allow_list import MMENGINE_GLOBALS, STATISTICS_METHODS
+from mmpose_sam.reliability.checkpoint.safe_loading import mmengine_globals_allowed
 
 WEIGHTS = {'w': torch.ones(2)}
 
@@ -189,7 +190,7 @@ def sample_cfg(config, work_dir, epochs: int, resume: bool = False) -> Config:
     cfg = Config.fromfile(str(config))
     cfg.work_dir, cfg.resume = str(work_dir), resume
     cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval = epochs, 10**6
-    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1, save_best=None)
+    cfg.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=1, save_best=None)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.randomness = dict(seed=0)
     return cfg

@@ -15,17 +15,11 @@ from mmpose.models.data_preprocessors import PoseDataPreprocessor
 from mmpose.registry import MODELS
 
 import mmpose_sam  # noqa: F401  (registers everything)
-from mmpose_sam import amp
-from mmpose_sam.amp import AmpOptimWrapper
 from mmpose_sam.errors import UserError
-from mmpose_sam.models import StackedPoseDataPreprocessor, stack_collate
-from mmpose_sam.models.heads import heatmap_pck_accuracy
+from mmpose_sam.speed import (BF16AmpOptimWrapper, StackedPoseDataPreprocessor, amp,
+                              device_accuracy, heatmap_pck_accuracy, stack_collate)
 
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python, short_training_cfg
-
-SPEED_KEYS = dict(optim_wrapper=dict(type='AmpOptimWrapper', dtype='bfloat16'),
-                  data_preprocessor='StackedPoseDataPreprocessor', collate_fn='stack_collate',
-                  runtime_info='LazyRuntimeInfoHook', compute_acc='device')
 
 
 def train(cfg) -> Runner:
@@ -46,10 +40,15 @@ def in_repo(monkeypatch):
 # Configs -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize('config', [SB_SAMPLE_CONFIG, SAM_SAMPLE_CONFIG], ids=['SB', 'SAM'])
-def test_speed_settings_are_on_in_every_config(config):
+@pytest.mark.parametrize('config,head', [(SB_SAMPLE_CONFIG, 'DeviceAccuracyHeatmapHead'),
+                                         (SAM_SAMPLE_CONFIG, 'BilinearHeatmapHead')],
+                         ids=['SB', 'SAM'])
+def test_speed_settings_are_on_in_every_config(config, head):
     cfg = Config.fromfile(str(config))
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.type == 'BF16AmpOptimWrapper' and \
+        cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.model.head.type == head
+    assert cfg.model_wrapper_cfg.type == 'AnyDeviceDistributedDataParallel'
     assert cfg.model.data_preprocessor.type == 'StackedPoseDataPreprocessor'
     assert cfg.model.data_preprocessor.non_blocking is True
     assert cfg.model.train_cfg.compute_acc == 'device'
@@ -67,7 +66,8 @@ def test_speed_settings_are_on_in_every_config(config):
 
 def _wrapper(**kwargs):
     model = torch.nn.Linear(4, 2)
-    return model, AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, BF16AmpOptimWrapper(optimizer=optimizer, **kwargs)
 
 
 def test_bf16_has_no_loss_scaler_and_resumes_float16_state():
@@ -82,8 +82,8 @@ def test_bf16_has_no_loss_scaler_and_resumes_float16_state():
 def test_float16_amp_on_a_cpu_is_one_line():
     with pytest.raises(UserError) as info:
         _wrapper(dtype='float16')
-    assert str(info.value) == ("AmpOptimWrapper(dtype='float16') needs a GPU: CPU autocast "
-                               'supports bfloat16 only (optim_wrapper.dtype=bfloat16)')
+    assert str(info.value) == ("BF16AmpOptimWrapper(dtype='float16') needs a GPU: CPU "
+                               'autocast supports bfloat16 only (optim_wrapper.dtype=bfloat16)')
 
 
 @pytest.mark.parametrize('mode,why', [
@@ -99,7 +99,8 @@ def test_cpu_without_native_bf16_trains_in_float32_and_says_so(monkeypatch, mode
     assert not wrapper.autocast_enabled and wrapper.loss_scaler is None
     with wrapper.optim_context(model):
         assert model(torch.rand(3, 4)).dtype == torch.float32
-    assert logged == [(f'AmpOptimWrapper: {why}, so training runs in float32', logging.WARNING)]
+    assert logged == [(f'BF16AmpOptimWrapper: {why}, so training runs in float32',
+                       logging.WARNING)]
 
 
 def test_cpu_with_native_bf16_autocasts(monkeypatch):
@@ -123,16 +124,17 @@ def test_bf16_autocast_trains_the_sample_model_two_iterations(tmp_path, in_repo,
     assert 0 <= history(runner, 'acc_pose')[-1] <= 1
 
 
-def test_tools_train_amp_flag_trains_on_a_cpu(tmp_path):
-    """MMPose's `--amp` (MMEngine's AmpOptimWrapper, float16 on GPUs) used to assert a GPU."""
-    proc = run_python(['tools/train.py', SB_SAMPLE_CONFIG, '--amp', '--work-dir', tmp_path,
+def test_mmposes_train_py_trains_with_the_configs_bf16_amp(tmp_path):
+    """No `--amp` (it selects MMEngine's own fp16 AmpOptimWrapper): MMPose's train.py builds the
+    config's BF16AmpOptimWrapper, which trains on a CPU too."""
+    proc = run_python(['tools/train.py', SB_SAMPLE_CONFIG, '--work-dir', tmp_path,
                        '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=10',
-                       'optim_wrapper.dtype=None', 'default_hooks.logger.interval=1'])
+                       'default_hooks.logger.interval=1'])
     log = proc.stdout + proc.stderr
-    assert 'Epoch(train) [2][1/1]' in log and 'AssertionError' not in log
+    assert 'Epoch(train) [2][1/1]' in log
     # The suite runs every child with MMPOSE_SAM_CPU_AMP=off (conftest): float32, and it says so.
-    assert ('AmpOptimWrapper: MMPOSE_SAM_CPU_AMP=off: for AMP this CPU has no native bfloat16, '
-            'so training runs in float32') in log
+    assert ('BF16AmpOptimWrapper: MMPOSE_SAM_CPU_AMP=off: for AMP this CPU has no native '
+            'bfloat16, so training runs in float32') in log
 
 
 # acc_pose on the device ----------------------------------------------------------------------
@@ -166,6 +168,7 @@ def test_device_accuracy_needs_no_numpy_and_matches_in_training(in_repo, monkeyp
         raise AssertionError('the device path must not copy heatmaps to numpy')
 
     monkeypatch.setattr(heatmap_head, 'to_numpy', no_numpy)
+    monkeypatch.setattr(device_accuracy, 'to_numpy', no_numpy)
     device_losses = model.head.loss(model.extract_feat(batch['inputs']), batch['data_samples'],
                                     dict(compute_acc='device'))
     assert isinstance(device_losses['acc_pose'], torch.Tensor)
@@ -255,7 +258,6 @@ def train_counting_accuracy(cfg) -> Runner:
     """Train ``cfg``, counting calls of the two ``acc_pose`` implementations: MMPose's numpy
     ``pose_pck_accuracy`` and our torch ``heatmap_pck_accuracy``."""
     import mmpose.models.heads.heatmap_heads.heatmap_head as mmpose_head
-    from mmpose_sam.models.heads import device_accuracy
     calls = {'numpy': 0, 'device': 0}
 
     def counting(name, function):
@@ -274,7 +276,7 @@ def train_counting_accuracy(cfg) -> Runner:
     return runner
 
 
-ALL_ON = {'optim_wrapper': ('AmpOptimWrapper', None),  # bf16: no GradScaler
+ALL_ON = {'optim_wrapper': ('BF16AmpOptimWrapper', None),  # bf16: no GradScaler
           'data path': ('StackedPoseDataPreprocessor', 'stack_collate'),
           'acc_pose': {'numpy': 0, 'device': 2},
           'memory format': True,

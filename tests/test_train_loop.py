@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
-from mmpose_sam.mmpose_tools import mmpose_tool_path
+from toolkit.mmpose_tools import mmpose_tool_path
 
 SHORT = ['train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
          'default_hooks.logger.interval=1']
@@ -98,3 +98,22 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
     losses = [json.loads(line)['loss'] for line in scalars[-1].read_text().splitlines()
               if '"loss"' in line]
     assert losses and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_cpu_process_group_fix_applies_once_and_up_to_the_checked_mmengine(monkeypatch):
+    import mmengine
+    from mmengine.dist import utils as dist_utils
+    from mmpose_sam.upstream import distributed
+
+    def mmengines(backend, init_backend='torch', **kwargs):  # stands in for MMEngine's function
+        pass
+
+    monkeypatch.setattr(dist_utils, '_init_dist_pytorch', mmengines)
+    monkeypatch.setattr(mmengine, '__version__', '0.10.8')
+    distributed.apply()
+    assert dist_utils._init_dist_pytorch is mmengines  # a newer MMEngine: left alone
+    monkeypatch.setattr(mmengine, '__version__', distributed.LAST_CHECKED)
+    distributed.apply()
+    applied = dist_utils._init_dist_pytorch
+    distributed.apply()
+    assert applied is not mmengines and dist_utils._init_dist_pytorch is applied

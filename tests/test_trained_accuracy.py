@@ -116,9 +116,11 @@ def test_checkpoint_key_covers_the_model_code_config_and_versions():
     inputs = conftest.checkpoint_inputs(conftest.SAM_SAMPLE_CONFIG)
     models = {f'mmpose_sam/{p.relative_to(ROOT / "mmpose_sam").as_posix()}'
               for p in (ROOT / 'mmpose_sam' / 'models').rglob('*.py')}
-    assert models <= set(inputs) and 'mmpose_sam/amp.py' in inputs
-    assert {'mmpose_sam/checkpoint/atomic_save.py', 'mmpose_sam/engine/checkpoint_hook.py',
-            'tools/main_job.py'} <= set(inputs)
+    assert models <= set(inputs)
+    assert {'mmpose_sam/speed/amp.py', 'mmpose_sam/speed/device_accuracy.py',
+            'mmpose_sam/reliability/checkpoint/atomic_save.py',
+            'mmpose_sam/reliability/hooks/checkpoint_hook.py', 'mmpose_sam/upstream/__init__.py',
+            'tools/main_job.py', 'tools/toolkit/runners.py'} <= set(inputs)
     assert not any(name.startswith('mmpose_sam/deploy/') for name in inputs)
     assert {'config', 'recipe', 'torch', 'mmpose', 'cpu_bf16', 'data/test_coco.json'} <= \
         set(inputs)

@@ -16,9 +16,10 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
+import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
 from conftest import ROOT, SAMPLE_DIR, SB_SAMPLE_CONFIG, load_tool, run_python
-from mmpose_sam.checkpoint import IncompleteCheckpointError
-from mmpose_sam.checkpoint.integrity import human_size, newest_intact, zip_problem
+from mmpose_sam.reliability.checkpoint import IncompleteCheckpointError
+from mmpose_sam.reliability.checkpoint.integrity import human_size, newest_intact, zip_problem
 
 IMAGE = SAMPLE_DIR / '000000000785.jpg'
 RE_EXPORT = 're-export it with tools/deploy/export_onnx.py CONFIG CHECKPOINT --out FILE'
@@ -223,15 +224,12 @@ def cut_short(path: Path, keep: float = 0.5) -> Path:
     return path
 
 
-def incomplete(path: Path, intact=None, resume: bool = False) -> str:
-    """The one-line message for the cut-short ``path``."""
+def incomplete(path: Path, intact=None) -> str:
+    """The one-line message for the cut-short ``path`` (loaded, or resumed from)."""
     problem = (f'{human_size(path.stat().st_size)} on disk, and its zip directory, which torch '
                'writes last, is missing')
     hint = ': cut short by an interrupted copy, download or save?'
-    if resume:
-        hint += (f' Resume from the newest intact checkpoint beside it: --resume {intact}' if intact
-                 else ' No intact checkpoint beside it to resume from')
-    elif intact:
+    if intact:
         hint += f' The newest intact checkpoint beside it: {intact}'
     return f'{path}: incomplete or corrupt checkpoint: {problem}{hint}'
 
@@ -343,6 +341,6 @@ def test_resume_from_a_cut_short_checkpoint_names_the_one_to_resume_from(work_di
                        '--resume'], check=False, timeout=600)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1] == \
-        'error: ' + incomplete(path, work_dir / 'epoch_1.pth', resume=True)
+        'error: ' + incomplete(path, work_dir / 'epoch_1.pth')  # the file to --resume from
     assert sorted(p.name for p in work_dir.glob('*.pth')) == \
         ['epoch_1.pth', 'epoch_2.pth', 'epoch_3.pth']  # nothing removed

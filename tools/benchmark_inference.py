@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def prepare(mode: str, base, device: str, force_bf16: bool, work_dir: Path):
     """``(model, channels_last)`` for a PyTorch mode, or ``(None, reason)`` when skipped."""
     import torch
-    from mmpose_sam.amp import bf16_is_native
+    from mmpose_sam.speed.amp import bf16_is_native
     from mmpose_sam.apis import optimize_for_inference
     if mode == 'fp32':
         return copy.deepcopy(base), False
@@ -98,7 +98,7 @@ def onnxruntime_latency(base, hw, batch_sizes: List[int], args, name: str) -> Di
     except ImportError as error:
         return {'skipped': f'skipped: {error}'}
     import numpy as np
-    from mmpose_sam.analysis import synchronized_clock
+    from toolkit.analysis import synchronized_clock
     from mmpose_sam.errors import UserError
     try:
         path = args.work_dir / f'{name}.onnx'
@@ -152,7 +152,7 @@ def keypoint_deviation(reference, candidate) -> Dict[str, float]:
 def benchmark_model(name: str, config: Path, checkpoint: Optional[str], args,
                     device: str) -> dict:
     from mmpose.apis import init_model
-    from mmpose_sam.analysis import input_hw, load_config, measure_latency
+    from toolkit.analysis import input_hw, load_config, measure_latency
     cfg = load_config(config)
     # Without a checkpoint the weights are PyTorch's default init (init_model runs no init_cfg,
     # so nothing is downloaded): enough to time the network.
@@ -188,7 +188,7 @@ def _cell(row: dict, batch: int) -> str:
 
 
 def latency_table(results: Dict[str, dict], batch_sizes: List[int], setting: str) -> str:
-    from mmpose_sam.analysis import format_ratio
+    from toolkit.analysis import format_ratio
     largest = max(batch_sizes)
     header = ['model', 'mode'] + [f'b{b} ms/crop' for b in batch_sizes] + [
         f'speed-up vs fp32 (b{largest})', 'keypoints vs fp32 (mean / max px)']

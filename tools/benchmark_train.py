@@ -10,7 +10,7 @@ each model (SimpleBaseline first), one after the other in this process:
 
 1. **end to end**: MMEngine's runner trains the config's model from scratch, iteration-based, on
    the bundled COCO sample (12 people, drawn with replacement by an InfiniteSampler) through the
-   config's own augmenting pipeline. :class:`mmpose_sam.engine.TrainThroughputHook` times the
+   config's own augmenting pipeline. :class:`toolkit.throughput_hook.TrainThroughputHook` times the
    iterations after the warm-up, data loading included; the data-time share is MMEngine's
    ``data_time`` (the main process waiting for the next batch) over the iteration time.
 2. **model only**: the same model and optimizer wrapper then train ``--model-only-iters`` steps
@@ -67,6 +67,7 @@ from typing import Dict, Optional
 
 import torch
 import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.hooks import Hook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,10 +78,8 @@ SAMPLE_ROOT = ROOT / 'data' / 'coco_sample'
 SETTINGS = ('mmpose', 'fast')
 # MMPose 1.3.2's configs/_base_/default_runtime.py (tests/test_benchmark_train.py compares).
 MMPOSE_CUSTOM_HOOKS = [dict(type='SyncBuffersHook')]
-# MMEngine's own AmpOptimWrapper, under a name of this tool's: mmpose_sam.amp registers ours
-# under MMEngine's name 'AmpOptimWrapper'. A config holds a registry name, never a class (a class
-# object makes cfg.pretty_text, which the runner logs first, fail inside yapf).
-MMENGINE_AMP = 'MMEngineAmpOptimWrapper'
+# MMEngine's own AMP wrapper, by its registry name (ours is registered as BF16AmpOptimWrapper).
+MMENGINE_AMP = 'AmpOptimWrapper'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -120,25 +119,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def register_mmengine_amp() -> str:
-    """Register ``mmengine.optim.AmpOptimWrapper`` as :data:`MMENGINE_AMP` (once) in MMEngine's
-    root registry, which MMPose's registry falls back to; returns the name."""
-    from mmengine.optim import AmpOptimWrapper
-    from mmengine.registry import OPTIM_WRAPPERS
-    registered = OPTIM_WRAPPERS.module_dict.get(MMENGINE_AMP)
-    if registered is None:
-        OPTIM_WRAPPERS.register_module(name=MMENGINE_AMP, module=AmpOptimWrapper)
-    elif registered is not AmpOptimWrapper:
-        raise RuntimeError(f'{MMENGINE_AMP} is already registered as {registered!r}, not as '
-                           'mmengine.optim.AmpOptimWrapper')
-    return MMENGINE_AMP
-
-
 def as_shipped_by_mmpose(cfg, cuda: bool) -> None:
     """Undo the speed and safety settings of our configs: MMPose's runtime, with MMEngine's own
     bf16 AMP (GradScaler included) when ``cuda``, float32 otherwise."""
     optimizer = cfg.optim_wrapper.optimizer
-    cfg.optim_wrapper = (dict(type=register_mmengine_amp(), dtype='bfloat16', optimizer=optimizer)
+    cfg.optim_wrapper = (dict(type=MMENGINE_AMP, dtype='bfloat16', optimizer=optimizer)
                          if cuda else dict(type='OptimWrapper', optimizer=optimizer))
     cfg.model.data_preprocessor.type = 'PoseDataPreprocessor'
     cfg.model.data_preprocessor.non_blocking = False
@@ -157,7 +142,7 @@ def benchmark_config(config: Path, work_dir: Path, args: argparse.Namespace, set
     for a GPU run (default: whether this machine has one)."""
     if cuda is None:
         cuda = torch.cuda.is_available()
-    from mmpose_sam.analysis import load_config
+    from toolkit.analysis import load_config
     cfg = load_config(config)
     cfg.work_dir = str(work_dir)
     cfg.launcher = 'none'
@@ -194,12 +179,12 @@ class StartupClockHook(Hook):
         self.first_iter_start = self.first_iter_end = None
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        from mmpose_sam.analysis import synchronized_clock
+        from toolkit.analysis import synchronized_clock
         if self.first_iter_start is None:
             self.first_iter_start = synchronized_clock()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        from mmpose_sam.analysis import synchronized_clock
+        from toolkit.analysis import synchronized_clock
         if self.first_iter_end is None:
             self.first_iter_end = synchronized_clock()
 
@@ -252,7 +237,7 @@ def stop_loader_workers(runner) -> None:
 def fixed_batch_throughput(runner, iters: int, warmup: int, profile_dir: Optional[Path] = None,
                            profile_steps_count: int = 5) -> Dict[str, object]:
     """Crops/s of ``runner.model.train_step`` on one batch that already sits on the device."""
-    from mmpose_sam.analysis import synchronized_clock
+    from toolkit.analysis import synchronized_clock
     model = runner.model
     # The next batch of the training loop's own iterator: a fresh iter() over a loader with
     # persistent workers and an InfiniteSampler can end at once.
@@ -294,9 +279,9 @@ def profile_steps(model, batch, optim_wrapper, out_dir: Path, steps: int = 5) ->
 
 
 def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> dict:
-    from mmpose_sam.runners import build_runner
-    from mmpose_sam.analysis import synchronized_clock
-    from mmpose_sam.engine import TrainThroughputHook
+    from toolkit.runners import build_runner
+    from toolkit.analysis import synchronized_clock
+    from toolkit.throughput_hook import TrainThroughputHook
 
     work_dir = (args.work_dir / f'{setting}_{name.lower()}').resolve()
     cfg = benchmark_config(config.resolve(), work_dir, args, setting)
@@ -350,7 +335,7 @@ def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> 
 def dry_run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> dict:
     """Build one row's config as the run would (as on a GPU with ``--as-if-gpu``), print it,
     build its runner, optimizer wrapper and training data loader; train nothing."""
-    from mmpose_sam.runners import build_runner
+    from toolkit.runners import build_runner
     cuda = args.as_if_gpu or torch.cuda.is_available()
     key = f'{setting}/{name}'
     work_dir = (args.work_dir / f'{setting}_{name.lower()}').resolve()
@@ -413,7 +398,7 @@ def _fmt(value: Optional[float], spec: str) -> str:
 
 
 def throughput_table(rows: Dict[str, dict], setting: str) -> str:
-    from mmpose_sam.analysis import format_ratio
+    from toolkit.analysis import format_ratio
     header = ['model', 'setting', 'end to end (crops/s)', 'data-time share',
               'model only (crops/s)', 'model only (ms/iter)', 'peak GPU memory (GiB)',
               'start-up: runner / to 1st iter / 1st iter (s)']
@@ -519,4 +504,5 @@ def main(argv=None) -> str:
 
 
 if __name__ == '__main__':
+    install_excepthook()  # an uncaught UserError: one line, no traceback
     main()

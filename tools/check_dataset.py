@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import Config, DictAction
 
-# Importing mmpose_sam also registers CheckedCocoDataset and prints an uncaught UserError (a
-# missing config, a bad option) as one line.
-from mmpose_sam.datasets import check_coco_annotations, check_detections, check_image, load_json
-from mmpose_sam.datasets.problems import (WARNING, Problem, count_by_kind, plural,
-                                          split_by_severity)
+# mmpose_sam registers CheckedCocoDataset; install_excepthook (in __main__) prints an uncaught
+# UserError (a missing config, a bad option) as one line.
+from mmpose_sam.reliability.data import (check_coco_annotations, check_detections, check_image,
+                                         load_json)
+from mmpose_sam.reliability.data.problems import (WARNING, Problem, count_by_kind, plural,
+                                                  split_by_severity)
 from mmpose_sam.errors import InvalidInputError
 
 SPLITS = ('train', 'val', 'test')
@@ -105,7 +107,7 @@ def dataset_specs(cfg: Config, config_path: str,
     from mmpose.datasets.datasets.base import BaseCocoStyleDataset
     from mmpose.registry import DATASETS
 
-    from mmpose_sam.datasets import CheckedCocoDataset
+    from mmpose_sam.reliability.data import CheckedCocoDataset
 
     # CheckedCocoDataset checks, then reads as BaseCocoStyleDataset does.
     coco_layout_readers = (BaseCocoStyleDataset._load_annotations,
@@ -291,4 +293,5 @@ def summarize(checker: Checker, args: argparse.Namespace, seconds: float,
 
 
 if __name__ == '__main__':
+    install_excepthook()  # an uncaught UserError: one line, no traceback
     sys.exit(main())

@@ -6,7 +6,7 @@
 
 For each config, one after the other: train it with MMEngine's runner (skipped for a given
 checkpoint, or with --no-train), evaluate it with runner.test() (COCO AP / AP .5 / AR), then count
-its parameters and GMACs (mmpose_sam.analysis, as tools/model_complexity.py) and time its forward
+its parameters and GMACs (toolkit.analysis, as tools/model_complexity.py) and time its forward
 pass per crop at batch 1 and 8, eager and through optimize_for_inference (the fast path), on the
 same device in the same process, so that the rows are comparable. Writes a markdown table (one row
 per model, then each model's ratio to the first) to --out and a PNG beside it (--picture): AP
@@ -23,7 +23,7 @@ heads with other codecs, such as RTMPose's SimCC with --no-train).
 Beside the measured AP, the reference AP: MMPose's zoo AP (COCO val2017, from the installed
 metafiles) for MMPose configs and for ours without attention (their MMPose twin's), the paper's
 (COCO test-dev, Table 2) for ours with its attention, each labelled with its source
-(mmpose_sam.zoo). On the sample, the measured AP is a memorisation check, not an accuracy
+(toolkit.zoo). On the sample, the measured AP is a memorisation check, not an accuracy
 comparison; the reference AP places the models on the real accuracy/cost frontier on any machine.
 Training and testing run on the runner's device (a GPU when one is visible); ``--device cpu``
 hides the GPUs so that everything runs on the CPU.
@@ -131,6 +131,7 @@ def run_cfg(cfg, work_dir: Path, epochs: Optional[int], seed: int):
     """The config as the runner gets it: own work dir, no launcher, the shared seed and, with
     ``epochs``, a shortened schedule (epoch-based schedulers end there, later milestones go) that
     keeps only the final checkpoint."""
+    from toolkit.runners import shorten_schedule
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = str(work_dir.resolve())
     # MMEngine names the run after the config file, which is the recipe's for every model.
@@ -138,15 +139,10 @@ def run_cfg(cfg, work_dir: Path, epochs: Optional[int], seed: int):
     cfg.launcher = 'none'
     cfg.randomness = dict(seed=seed)
     if epochs:
-        cfg.train_cfg.max_epochs = epochs
+        shorten_schedule(cfg, epochs)
         # No validation during the short run: runner.test() evaluates the same final weights
         # right after (MMEngine would otherwise validate at the last epoch whatever the interval).
         cfg.train_cfg.val_begin = epochs + 1
-        for scheduler in cfg.param_scheduler:
-            if scheduler.get('by_epoch', True):
-                scheduler.end = epochs
-                if 'milestones' in scheduler:
-                    scheduler.milestones = [m for m in scheduler.milestones if m < epochs]
         if cfg.get('default_hooks', {}).get('checkpoint'):
             cfg.default_hooks.checkpoint.interval = epochs  # keep the final weights
     return cfg
@@ -155,7 +151,7 @@ def run_cfg(cfg, work_dir: Path, epochs: Optional[int], seed: int):
 def train_and_test(cfg, checkpoint: Optional[str]) -> dict:
     """Train (unless ``checkpoint`` is given, which is then loaded) and test; COCO metrics plus
     ``train_s``, the wall time of runner.train(), and ``losses``, the loss of every iteration."""
-    from mmpose_sam.runners import build_runner
+    from toolkit.runners import build_runner
     if checkpoint:
         cfg.load_from = checkpoint
     runner = build_runner(cfg)
@@ -176,8 +172,8 @@ def profile(cfg, device: str, warmup: int, repeats: int) -> dict:
     none of it depends on them), eager fp32 and through ``optimize_for_inference`` (the device's
     best dtype, channels_last, folded batch norms)."""
     import torch
-    from mmpose_sam.analysis import (attention_label, build_model, count_complexity, input_hw,
-                                     measure_latency)
+    from toolkit.analysis import (attention_label, build_model, count_complexity, input_hw,
+                                  measure_latency)
     from mmpose_sam.apis import optimize_for_inference
     hw = input_hw(cfg)
     model = build_model(cfg, device)
@@ -209,7 +205,7 @@ def _metric(r: dict, metric: str) -> Optional[float]:
 def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: str = '') -> str:
     """Markdown table: one row per model, then ``<model> / <first>`` rows: ratios, and
     differences for AP/AR (measured and reference)."""
-    from mmpose_sam.analysis import format_ratio as _ratio
+    from toolkit.analysis import format_ratio as _ratio
     header = ['model', 'config', 'input size', 'attention', 'params', 'GMACs (FlopAnalyzer)',
               'attention elementwise Gops'] + \
              [f'latency b{b} (ms/crop)' for b in BATCH_SIZES] + \
@@ -318,10 +314,11 @@ def main(argv=None) -> str:
         # call so that training, testing and timing all run on the CPU.
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     import torch
-    from mmpose_sam.analysis import default_device, load_config
+    from mmengine.device import get_device
+    from toolkit.analysis import load_config
     from mmpose_sam.errors import UserError
-    from mmpose_sam.zoo import reference_ap, resolve_config
-    device = args.device or default_device()
+    from toolkit.zoo import reference_ap, resolve_config
+    device = args.device or get_device()
     if torch.device(device).type == 'cuda' and torch.device(device).index is not None:
         torch.cuda.set_device(torch.device(device))  # the runner uses the current device
     device_name = torch.cuda.get_device_name(device) if device.startswith('cuda') else \

@@ -30,10 +30,12 @@ from typing import List, Optional
 
 import cv2
 import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
+from mmengine.device import get_device
 
-from mmpose_sam.apis import (BBoxFile, InvalidInputError, check_video, default_device, is_video,
-                             list_images, load_image, require_files)
+from mmpose_sam.apis import (BBoxFile, InvalidInputError, check_video, is_video, list_images,
+                             load_image, require_files)
 from mmpose_sam.errors import UserError
 
 
@@ -50,7 +52,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--input', default='data/coco_sample',
                         help='image file, folder, video file or webcam:N')
     parser.add_argument('--out-dir', default='outputs/demo', help='where pictures and JSON go')
-    parser.add_argument('--device', default=default_device(), help='e.g. cuda:0 or cpu')
+    parser.add_argument('--device', default=get_device(), help='e.g. cuda:0 or cpu')
     parser.add_argument('--det-config', help='MMDetection config (with --det-checkpoint)')
     parser.add_argument('--det-checkpoint', help='MMDetection checkpoint')
     parser.add_argument('--det-cat-id', type=int, default=0,
@@ -193,4 +195,5 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
+    install_excepthook()  # an uncaught UserError: one line, no traceback
     main()

@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 
 import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import Config, DictAction
-from mmpose_sam.runners import build_runner
+from toolkit.runners import build_runner, shorten_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = (ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco_sample' /
@@ -60,12 +61,7 @@ def training_config(args) -> Config:
     cfg.launcher = 'none'
     cfg.randomness = dict(seed=None if args.no_seed else args.seed)
     if args.epochs:
-        cfg.train_cfg.max_epochs = args.epochs
-        for scheduler in cfg.param_scheduler:
-            if scheduler.get('by_epoch', True):
-                scheduler.end = args.epochs
-                scheduler.milestones = [m for m in scheduler.get('milestones', [])
-                                        if m < args.epochs]
+        shorten_schedule(cfg, args.epochs)
     if args.val_interval or args.epochs:
         cfg.train_cfg.val_interval = args.val_interval or max(1, cfg.train_cfg.max_epochs // 3)
     cfg.default_hooks.checkpoint.interval = cfg.train_cfg.val_interval
@@ -93,12 +89,12 @@ def draw_pictures(cfg: Config, checkpoint: str, out_dir: Path, bbox_file: str) -
     every image of the test set's folder: ``<image name>`` and ``<stem>.json`` (MMPose's
     inferencer), ``<stem>_attention.png`` and ``<stem>_stage{1..4}.png`` in ``out_dir``."""
     from mmpose_sam.apis import (BBoxFile, TopdownInferencer, capture_spatial_attention,
-                                 default_device, iter_images, save_attention_pictures,
-                                 select_boxes, topdown_inputs)
+                                 iter_images, save_attention_pictures, select_boxes, topdown_inputs)
+    from mmengine.device import get_device
     test_cfg = copy.deepcopy(cfg)
     test_cfg.model.test_cfg.flip_test = False  # the pictures show the network's own output
     boxes_of = BBoxFile(bbox_file)
-    inferencer = TopdownInferencer(test_cfg, checkpoint, default_device(), bbox_file=boxes_of)
+    inferencer = TopdownInferencer(test_cfg, checkpoint, get_device(), bbox_file=boxes_of)
     model = inferencer.model
     dataset = cfg.test_dataloader.dataset
     image_dir = Path(dataset.data_root) / dataset.data_prefix.get('img', '')
@@ -177,4 +173,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == '__main__':
+    install_excepthook()  # an uncaught UserError: one line, no traceback
     main()

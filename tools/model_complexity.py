@@ -13,14 +13,14 @@ distinct (model, input size): the 210e and 270e configs share their counts. Colu
 - GMACs (torch): ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2, convs and matrix products
   only; "agree" compares it with FlopAnalyzer's conv/linear part (flagged beyond 1%);
 - attention elementwise Gops: what neither counter sees, counted analytically
-  (``mmpose_sam.analysis.attention_elementwise_ops``): gating multiplies, sigmoids, the channel
+  (``toolkit.analysis.attention_elementwise_ops``): gating multiplies, sigmoids, the channel
   mean, the residual add; 0 without attention;
 - GMACs, conv_first head: the same SAM model with ``upsample_order='conv_first'`` (same
   parameters: each 3x3 conv runs before its x2 upsampling, at a quarter of the pixels).
 
 The paper reports no FLOPs. ``--update-metafile`` rewrites the metafile that model-index.yml
 imports from these counts, with the paper's figures under ``Paper`` and, for a config whose MMPose
-twin is in the installed model zoo (``mmpose_sam.zoo``), that twin's COCO AP/AR under
+twin is in the installed model zoo (``toolkit.zoo``), that twin's COCO AP/AR under
 ``Baseline``, labelled as MMPose's; ``--check-metafile`` exits 1 if it is out of date.
 """
 import argparse
@@ -33,10 +33,12 @@ import torch
 import yaml
 
 import mmpose
-from mmpose_sam.analysis import (Complexity, attention_label, build_model, count_complexity,
-                                 default_device, input_hw, load_config)
+from toolkit.analysis import (Complexity, attention_label, build_model, count_complexity, input_hw,
+                              load_config)
+from mmengine.device import get_device
 from mmpose_sam.models import CBAM, SEAttention, StageAttention
-from mmpose_sam.zoo import PAPER, zoo_twin
+from mmpose_sam.reliability.checkpoint.fit import architecture_name
+from toolkit.zoo import PAPER, zoo_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
@@ -147,7 +149,7 @@ def measure(configs: Sequence[Path], device: str = 'cpu') -> List[Row]:
             depth=getattr(backbone, 'depth', None),
             hw=hw,
             schedule=SCHEDULES.get(epochs, f'{epochs}e'),
-            architecture=[collection, type(backbone).__name__, type(head).__name__],
+            architecture=[collection, architecture_name(backbone), architecture_name(head)],
             complexity=complexity,
             conv_first=conv_first))
         print(f'[model_complexity] {Path(path).name}: {complexity.params:,} params, '
@@ -273,7 +275,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='rewrite the metafile (needs every config: no CONFIG arguments)')
     parser.add_argument('--check-metafile', action='store_true',
                         help='exit 1 if the metafile entries of these configs are out of date')
-    parser.add_argument('--device', default=default_device(),
+    parser.add_argument('--device', default=get_device(),
                         help='device to build the models on (counts do not depend on it)')
     return parser.parse_args(argv)
 

@@ -8,7 +8,7 @@ the configs import `mmpose_sam` themselves (`custom_imports`).
 """
 import sys
 
-from mmpose_sam.mmpose_tools import run_mmpose_tool
+from toolkit.mmpose_tools import run_mmpose_tool
 
 if __name__ == '__main__':
     run_mmpose_tool('train.py', sys.argv[1:])

@@ -22,12 +22,14 @@ from typing import List, Optional
 
 import numpy as np
 import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
+from mmengine.device import get_device
 
 from mmpose_sam.apis import (BBoxFile, InvalidInputError, StageMap, capture_spatial_attention,
-                             default_device, iter_images, list_images, person_prefixes,
-                             require_files, save_attention_pictures, select_boxes,
-                             spatial_attention_gates, topdown_inputs)
+                             iter_images, list_images, person_prefixes, require_files,
+                             save_attention_pictures, select_boxes, spatial_attention_gates,
+                             topdown_inputs)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -41,7 +43,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--input', default='data/coco_sample/000000000785.jpg',
                         help='image file or folder')
     parser.add_argument('--out-dir', default='outputs/attention', help='where the pictures go')
-    parser.add_argument('--device', default=default_device(), help='e.g. cuda:0 or cpu')
+    parser.add_argument('--device', default=get_device(), help='e.g. cuda:0 or cpu')
     parser.add_argument('--bbox', type=float, nargs=4, metavar=('X1', 'Y1', 'X2', 'Y2'),
                         help='one person box in image pixels (default: the whole image)')
     parser.add_argument('--bbox-file', help='person detections, COCO results format')
@@ -120,4 +122,5 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
+    install_excepthook()  # an uncaught UserError: one line, no traceback
     main()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..models import AttentionModule
+from mmpose_sam.models import AttentionModule
 
 Stage = Union[int, str]
 

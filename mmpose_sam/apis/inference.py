@@ -25,8 +25,9 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmpose.apis.inferencers import Pose2DInferencer
 
-from ..errors import InvalidInputError
-from .inputs import list_images, load_image, is_video, check_video, BBoxFile, select_boxes, PathLike
+from mmpose_sam.errors import InvalidInputError
+from mmpose_sam.apis.inputs import (list_images, load_image, is_video, check_video, BBoxFile,
+                                    select_boxes, PathLike)
 
 # The inferencer -------------------------------------------------------------------------------
 
@@ -196,7 +197,8 @@ class TopdownInferencer(Pose2DInferencer):
 
     def _save_attention(self, batch: dict) -> None:
         """The spatial attention pictures of the batch's people, over their input crops."""
-        from .attention import capture_spatial_attention, person_prefixes, save_attention_pictures
+        from mmpose_sam.apis.attention import (capture_spatial_attention, person_prefixes,
+                                               save_attention_pictures)
         maps = capture_spatial_attention(self.model, self.model.data_preprocessor(batch)['inputs'])
         stem = Path(batch['data_samples'][0].img_path).stem
         prefixes = person_prefixes(self.attention_dir, stem, len(batch['inputs']))

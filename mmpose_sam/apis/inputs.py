@@ -6,31 +6,25 @@ decode reports it) or an unreadable video ends in one line before any model is b
 problem is an :class:`~mmpose_sam.errors.InvalidInputError`, ``<path>: <problem>``. Boxes are
 ``(N, 5)`` float32 arrays ``x1, y1, x2, y2, score`` throughout.
 """
-import json
 import mimetypes
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import cv2
 import numpy as np
-import torch
 
-from ..checkpoint import PARTIAL_PREFIX
-from ..datasets.image_checks import read_image
-from ..errors import InvalidInputError
+from mmpose_sam.reliability.checkpoint import PARTIAL_PREFIX
+from mmpose_sam.reliability.data.coco_checks import check_detections, load_json
+from mmpose_sam.reliability.data.image_checks import read_image
+from mmpose_sam.errors import InvalidInputError
 
 PathLike = Union[str, Path]
 
 # What a folder is searched for; a file named explicitly is decoded whatever its suffix.
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 COCO_PERSON_ID = 1  # category_id of "person" in COCO results files
-
-
-def default_device() -> str:
-    """``'cuda:0'`` when torch sees a GPU, else ``'cpu'``."""
-    return 'cuda:0' if torch.cuda.is_available() else 'cpu'
 
 
 def require_files(*paths: PathLike) -> None:
@@ -122,49 +116,40 @@ def check_video(path: PathLike) -> None:
 # Boxes ----------------------------------------------------------------------------------------
 
 
-def _read_json(path: PathLike, what: str):
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(path, f'no such {what}')
-    try:
-        return json.loads(path.read_text(encoding='utf-8'))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInputError(path, f'malformed {what}: not JSON ({error})') from None
+def _read_json(path: PathLike) -> Any:
+    """The parsed file, or the data checks' one-line problem as an :class:`InvalidInputError`."""
+    data, problem = load_json(str(path))
+    if problem:
+        raise InvalidInputError(str(problem))
+    return data
 
 
 def load_bbox_file(path: PathLike) -> Dict[int, np.ndarray]:
     """Read person detections in COCO results format: a list of ``{"image_id", "bbox": [x, y,
-    w, h], "score", "category_id"}``, as MMPose's ``COCO_val2017_detections_AP_H_56_person.json``.
+    w, h], "score", "category_id"}``, as MMPose's ``COCO_val2017_detections_AP_H_56_person.json``,
+    checked by the rules a data set's ``bbox_file`` is checked by (the first error, one line).
 
     Returns:
         ``{image_id: (N, 5) boxes x1, y1, x2, y2, score}`` in file order. Entries whose
-        ``category_id`` is not person (1) are dropped; a missing ``score`` counts as 1.
+        ``category_id`` is not person (1) are dropped.
     """
-    entries = _read_json(path, 'bbox file')
-    expected = 'a list of {"image_id": int, "bbox": [x, y, w, h], "score": float} (COCO results)'
-    if not isinstance(entries, list):
-        raise InvalidInputError(path, f'malformed bbox file: expected {expected}, '
-                                f'got a JSON {type(entries).__name__}')
+    entries = _read_json(path)
+    errors = [problem for problem in check_detections(entries, str(path)).problems
+              if problem.is_error]
+    if errors:
+        raise InvalidInputError(str(errors[0]))
     boxes = defaultdict(list)
-    for index, entry in enumerate(entries):
-        try:
-            image_id = int(entry['image_id'])
-            x, y, w, h = (float(v) for v in entry['bbox'])
-            score = float(entry.get('score', 1.0))
-            category = entry.get('category_id', COCO_PERSON_ID)
-        except (TypeError, KeyError, ValueError, AttributeError):
-            raise InvalidInputError(path, f'malformed bbox file: entry {index} is not '
-                                    f'{{"image_id": int, "bbox": [x, y, w, h], "score": float}}: '
-                                    f'{json.dumps(entry)[:80]}') from None
-        if category == COCO_PERSON_ID:
-            boxes[image_id].append([x, y, x + w, y + h, score])
+    for entry in entries:
+        if entry['category_id'] == COCO_PERSON_ID:
+            x, y, w, h = (float(value) for value in entry['bbox'][:4])
+            boxes[int(entry['image_id'])].append([x, y, x + w, y + h, float(entry['score'])])
     return {key: np.asarray(value, dtype=np.float32) for key, value in boxes.items()}
 
 
 def load_image_ids(ann_file: PathLike) -> Dict[str, int]:
     """``{file name: image id}`` from the ``images`` of a COCO annotation file (base names, so
     that ``file_name`` values with a folder still match)."""
-    annotations = _read_json(ann_file, 'annotation file')
+    annotations = _read_json(ann_file)
     try:
         return {Path(image['file_name']).name: int(image['id']) for image in annotations['images']}
     except (TypeError, KeyError, ValueError):

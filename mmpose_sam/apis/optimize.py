@@ -1,9 +1,9 @@
 """Make a pose estimator run faster for inference: bf16, channels_last, conv+BN folding, compile.
 
 MMPose's inference APIs (``init_model`` + ``inference_topdown``, ``MMPoseInferencer``,
-``Runner.test``) all call ``model.test_step`` -> ``backbone`` -> ``head.predict`` -> ``head.forward``
--> decoding. :func:`optimize_for_inference` changes only the network part of that path, in place,
-so each of those APIs keeps working on the returned model:
+``Runner.test``) all call ``model.test_step`` -> ``backbone`` -> ``head.predict`` ->
+``head.forward`` -> decoding. :func:`optimize_for_inference` changes only the network part of
+that path, in place, so each of those APIs keeps working on the returned model:
 
 - **channels_last**: weights and input batches in NHWC, the layout of tensor cores and of
   oneDNN's CPU convolutions (measured on this project's 2-core CPU: 1.37x for SAM-R50, fp32);
@@ -36,8 +36,8 @@ from mmengine.logging import print_log
 from torch import nn
 from torch.fx.experimental.optimization import fuse as fx_fuse_conv_bn
 
-from ..amp import bf16_is_native
-from ..engine.channels_last_hook import _inputs_to_channels_last
+from mmpose_sam.speed.amp import bf16_is_native
+from mmpose_sam.speed.channels_last_hook import _inputs_to_channels_last
 
 DTYPES = ('auto', 'bf16', 'fp32')
 

@@ -15,7 +15,7 @@ imports this package, and this package imports them only when a function needs t
 import importlib
 from types import ModuleType
 
-from ..errors import UserError
+from mmpose_sam.errors import UserError
 
 INSTALL_HINT = 'pip install -e .[deploy]'
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
-from . import import_optional
-from .metadata import crop_size, pose_metadata
+from mmpose_sam.errors import UserError
+from mmpose_sam.deploy import import_optional
+from mmpose_sam.deploy.metadata import crop_size, pose_metadata
 
 INPUT_NAME, OUTPUT_NAME = 'input', 'heatmaps'
 
@@ -114,7 +114,7 @@ def onnxruntime_difference(model: nn.Module,
     Raises:
         UserError: onnxruntime is not installed.
     """
-    from .onnxruntime_model import OnnxPoseModel
+    from mmpose_sam.deploy.onnxruntime_model import OnnxPoseModel
     session = OnnxPoseModel(onnx_file, providers=['CPUExecutionProvider'])
     if inputs is None:
         width, height = session.input_size

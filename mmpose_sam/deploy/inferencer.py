@@ -31,10 +31,10 @@ from mmpose.structures import PoseDataSample
 from mmengine.structures import PixelData
 from torch import nn
 
-from ..apis.inference import TopdownInferencer
-from ..errors import InvalidInputError
-from .metadata import RE_EXPORT
-from .onnxruntime_model import OnnxPoseModel
+from mmpose_sam.apis.inference import TopdownInferencer
+from mmpose_sam.errors import InvalidInputError
+from mmpose_sam.deploy.metadata import RE_EXPORT
+from mmpose_sam.deploy.onnxruntime_model import OnnxPoseModel
 
 # Registry scopes a config in an ONNX file may name (``default_scope``, ``_scope_``, ``type``
 # prefixes): anything else would make MMEngine import ``<scope>.registry``.

@@ -42,7 +42,7 @@ JSON_KEYS = ('input_size', 'heatmap_size', 'mean', 'std', 'bgr_to_rgb', 'keypoin
              'skeleton_links', 'codec', 'test_cfg', 'dataset_meta', 'config', 'exported_with')
 RE_EXPORT = 're-export it with tools/deploy/export_onnx.py CONFIG CHECKPOINT --out FILE'
 # numpy kinds an array in the metadata may have: bool, int, uint, float, complex, bytes, str (no
-# object arrays, as in checkpoints: mmpose_sam/checkpoint/allow_list.py)
+# object arrays, as in checkpoints: mmpose_sam/reliability/checkpoint/allow_list.py)
 _ARRAY_KINDS = 'biufcSU'
 
 
@@ -126,7 +126,7 @@ def pose_metadata(cfg, dataset_meta: dict, checkpoint: str = '') -> Dict[str, st
     import mmpose
     import torch
 
-    from ..version import __version__
+    from mmpose_sam.version import __version__
     preprocessor = cfg.model.data_preprocessor
     decoder = cfg.model.head.decoder
     names = dataset_meta['keypoint_id2name']

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import InvalidInputError
-from . import import_optional
-from .metadata import parse_metadata
+from mmpose_sam.errors import InvalidInputError
+from mmpose_sam.deploy import import_optional
+from mmpose_sam.deploy.metadata import parse_metadata
 
 
 class OnnxPoseModel:

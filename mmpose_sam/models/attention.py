@@ -85,7 +85,7 @@ class AttentionModule(BaseModule):
 
     def elementwise_ops(self, shape: Tuple[int, ...]) -> int:
         """Element-wise ops on an ``N x C x H x W`` input that neither MAC counter of
-        :mod:`mmpose_sam.analysis` includes, one op per element per operation."""
+        :mod:`toolkit.analysis` includes, one op per element per operation."""
         raise NotImplementedError
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
 
 from mmpose_sam.apis import InvalidInputError, require_files
@@ -85,4 +86,5 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
+    install_excepthook()  # an uncaught UserError: one line, no traceback
     main()

@@ -1,6 +1,7 @@
-from .attention_backbones import (AttentionHRNet, AttentionResNet, AttentionResNetV1d,
-                                  AttentionResNeXt, AttentionSEResNet, BranchAttention)
-from .sam_resnet import SAMResNet
+from mmpose_sam.models.backbones.attention_backbones import (AttentionHRNet, AttentionResNet,
+                                                             AttentionResNetV1d, AttentionResNeXt,
+                                                             AttentionSEResNet, BranchAttention)
+from mmpose_sam.models.backbones.sam_resnet import SAMResNet
 
 __all__ = [
     'SAMResNet', 'AttentionResNet', 'AttentionResNetV1d', 'AttentionResNeXt', 'AttentionSEResNet',

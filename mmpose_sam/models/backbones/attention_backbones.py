@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from mmpose.models.backbones import HRNet, ResNet, ResNetV1d, ResNeXt, SEResNet
 from mmpose.registry import MODELS
-from ..attention import AttentionModule
+from mmpose_sam.models.attention import AttentionModule
 
 DEFAULT_ATTENTION = dict(type='StageAttention')  # the paper's module, ratio 16, 3x3+3x3
 

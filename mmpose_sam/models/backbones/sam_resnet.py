@@ -2,7 +2,7 @@
 from typing import Sequence
 
 from mmpose.registry import MODELS
-from .attention_backbones import AttentionResNet
+from mmpose_sam.models.backbones.attention_backbones import AttentionResNet
 
 
 @MODELS.register_module()

@@ -7,19 +7,22 @@ from torch import nn
 from mmpose.models.heads import HeatmapHead
 from mmpose.registry import MODELS
 
+from mmpose_sam.speed.device_accuracy import DeviceAccuracyMixin
+
 UPSAMPLE_ORDERS = ('upsample_first', 'conv_first')
 
 
 @MODELS.register_module()
-class BilinearHeatmapHead(HeatmapHead):
+class BilinearHeatmapHead(DeviceAccuracyMixin, HeatmapHead):
     """SimpleBaseline's :class:`~mmpose.models.heads.HeatmapHead` with its transposed convs
     replaced by the paper's up-sampling blocks: bilinear x2 -> conv -> BN -> ReLU (Fig. 2).
 
     Interpolation has no parameters, so the head is about 4M parameters lighter than the deconv
     head at the same widths. Everything after the upsampling (the optional ``conv_out_channels``
     layers, the final 1x1 conv, ``loss``, ``predict`` with flip test and heatmap shift, decoding)
-    is inherited unchanged. The upsampling blocks keep the parent's attribute name
-    ``deconv_layers``.
+    is inherited unchanged, with our configs' ``compute_acc='device'`` and bf16 decoding
+    (:class:`~mmpose_sam.speed.device_accuracy.DeviceAccuracyMixin`). The upsampling blocks keep
+    the parent's attribute name ``deconv_layers``.
 
     Args:
         in_channels (int): Channels of the input feature map.

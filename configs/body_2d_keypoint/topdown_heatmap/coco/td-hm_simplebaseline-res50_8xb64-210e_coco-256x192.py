@@ -18,3 +18,4 @@ test_dataloader = val_dataloader
 train_cfg = _base_.speed_and_safety.train_cfg
 default_hooks = _base_.speed_and_safety.default_hooks
 custom_hooks = _base_.speed_and_safety.custom_hooks
+model_wrapper_cfg = _base_.speed_and_safety.model_wrapper_cfg
