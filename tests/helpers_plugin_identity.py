@@ -2,6 +2,7 @@
 a process, and a plain MMPose model's life (fine-tune, train, save, resume) with and without it.
 
     python tests/helpers_plugin_identity.py snapshot [MODULE]  # what importing MODULE changed
+    AS_IF_MMENGINE=0.10.8 python tests/helpers_plugin_identity.py snapshot mmpose_sam.upstream
     python tests/helpers_plugin_identity.py finetune  OUT [--plugin]
     python tests/helpers_plugin_identity.py train     OUT [--plugin]
 
@@ -67,6 +68,10 @@ def snapshot(target: str = 'mmpose_sam'):
     prefix_backends = dict(registry_utils.prefix_to_backends)
     excepthook = sys.excepthook
 
+    import os
+    if os.environ.get('AS_IF_MMENGINE'):  # a newer MMEngine than the fixes were checked against
+        import mmengine
+        mmengine.__version__ = os.environ['AS_IF_MMENGINE']
     importlib.import_module(target)  # what is under test
 
     changed = []

@@ -46,6 +46,18 @@ def test_our_configs_opt_in_to_exactly_the_listed_upstream_fixes():
             assert f'`{name}`' in readme, name
 
 
+def test_a_newer_mmengine_keeps_its_own_behaviour_and_is_told_which_fix_to_check():
+    """Each fix is gated on the MMEngine version it was checked against: with a newer one,
+    ``mmpose_sam.upstream`` patches nothing and warns once per fix, naming it."""
+    proc = run_python([HELPER, 'snapshot', 'mmpose_sam.upstream'], AS_IF_MMENGINE='0.10.8')
+    assert json.loads(proc.stdout.strip().splitlines()[-1])['changed'] == [
+        'sys.excepthook -> replaced']
+    for module in ('checkpoint_loading', 'distributed'):
+        assert (f'mmpose_sam.upstream: mmpose_sam.upstream.{module} was checked up to mmengine '
+                '0.10.7, this is 0.10.8: not applied; check whether that release still needs it '
+                '(README "Upstream fixes")') in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize('mode', ['finetune', 'train'])
 def test_a_plain_mmpose_model_behaves_as_without_the_plugin(tmp_path, mode):
     """``finetune``: a 17-keypoint checkpoint into a 14-keypoint model (MMPose's usual transfer),
