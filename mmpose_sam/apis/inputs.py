@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from mmpose_sam.reliability.checkpoint import PARTIAL_PREFIX
-from mmpose_sam.reliability.data.coco_checks import check_detections, load_json
+from mmpose_sam.reliability.data.coco_checks import (PERSON_CATEGORY_ID, check_detections,
+                                                     load_json)
 from mmpose_sam.reliability.data.image_checks import read_image
 from mmpose_sam.errors import InvalidInputError
 
@@ -24,7 +25,6 @@ PathLike = Union[str, Path]
 
 # What a folder is searched for; a file named explicitly is decoded whatever its suffix.
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-COCO_PERSON_ID = 1  # category_id of "person" in COCO results files
 
 
 def require_files(*paths: PathLike) -> None:
@@ -140,7 +140,7 @@ def load_bbox_file(path: PathLike) -> Dict[int, np.ndarray]:
         raise InvalidInputError(str(errors[0]))
     boxes = defaultdict(list)
     for entry in entries:
-        if entry['category_id'] == COCO_PERSON_ID:
+        if entry['category_id'] == PERSON_CATEGORY_ID:
             x, y, w, h = (float(value) for value in entry['bbox'][:4])
             boxes[int(entry['image_id'])].append([x, y, x + w, y + h, float(entry['score'])])
     return {key: np.asarray(value, dtype=np.float32) for key, value in boxes.items()}

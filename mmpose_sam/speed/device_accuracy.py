@@ -59,9 +59,9 @@ def heatmap_pck_accuracy(output: Tensor, target: Tensor, mask: Tensor,
     """
     _, _, h, w = output.shape
     pred, gt = _heatmap_argmax(output.float()), _heatmap_argmax(target.float())
-    # Python scalars, not a (2,) tensor built from a list: that would be a host-to-device copy,
-    # and the CPU waiting for it, every iteration.
     offsets = pred - gt
+    # Divided by Python scalars, not by a (2,) tensor built from a list: that would be a
+    # host-to-device copy, and the CPU waiting for it, every iteration.
     distances = torch.hypot(offsets[..., 0] / h, offsets[..., 1] / w)
     mask = mask.bool()
     counted = mask.sum(dim=0)
