@@ -43,6 +43,12 @@ CPU_AMP_ENV = 'MMPOSE_SAM_CPU_AMP'
 os.environ[CPU_AMP_ENV] = 'off'
 
 
+def pytest_report_header(config):
+    """The free space where the tests write (README "Tests": what the suite needs at most)."""
+    free = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
+    return f'disk: {free:.1f} GiB free in {tempfile.gettempdir()}'
+
+
 def subprocess_env(**extra):
     """Environment for child processes: repo on PYTHONPATH, fixed thread counts, no GPU, and
     this process's ``MMPOSE_SAM_CPU_AMP`` (``off`` unless a test changed it)."""
@@ -102,6 +108,26 @@ def short_training_cfg(config=SB_SAMPLE_CONFIG, work_dir=None, iters=2, batch_si
 @pytest.fixture(autouse=True)
 def _deterministic_seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope='module')
+def module_mktemp(request, tmp_path_factory):
+    """``module_mktemp(name)``: a new folder for a module's shared files (a training's work dir, a
+    checkpoint, an export), deleted once the module's tests are done if none of them failed, as
+    pytest.ini's ``tmp_path_retention_policy = failed`` deletes a passed test's ``tmp_path``.
+    pytest itself keeps ``tmp_path_factory`` folders until the session ends: with Adam's state each
+    training checkpoint is ~400 MB, and the suite's added up to 19.5 GB of /tmp, which filled a CI
+    machine's disk."""
+    failed_before, made = request.session.testsfailed, []
+
+    def mktemp(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield mktemp
+    if request.session.testsfailed == failed_before:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(params=['auto', 'off'])

@@ -246,12 +246,12 @@ def sam_hrnet_cfg() -> Config:
 
 
 @pytest.fixture(scope='module')
-def sam_hrnet(tmp_path_factory):
+def sam_hrnet(module_mktemp):
     """``(config file, checkpoint, model)``: the tiny SAM-HRNet, untrained, saved as training
     saves it."""
     from mmengine.runner import save_checkpoint
     from mmpose.apis import init_model
-    folder = tmp_path_factory.mktemp('sam_hrnet')
+    folder = module_mktemp('sam_hrnet')
     config = folder / 'sam_hrnet.py'
     sam_hrnet_cfg().dump(str(config))
     model = init_model(str(config), None, device='cpu')

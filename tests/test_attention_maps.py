@@ -26,10 +26,10 @@ def sam_model():
 
 
 @pytest.fixture(scope='module')
-def checkpoint(sam_model, tmp_path_factory):
+def checkpoint(sam_model, module_mktemp):
     """The untrained model saved as training saves it (weights and ``dataset_meta``)."""
     from mmengine.runner import save_checkpoint
-    path = tmp_path_factory.mktemp('checkpoint') / 'sam_r50_untrained.pth'
+    path = module_mktemp('checkpoint') / 'sam_r50_untrained.pth'
     save_checkpoint({'state_dict': sam_model.state_dict(),
                      'meta': {'dataset_meta': sam_model.dataset_meta}}, str(path))
     return path

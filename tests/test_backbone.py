@@ -94,9 +94,9 @@ def test_bad_arguments(kwargs, message):
 
 
 @pytest.fixture(scope='module')
-def torchvision_resnet50(tmp_path_factory):
+def torchvision_resnet50(module_mktemp):
     """A torchvision-format ResNet-50 state dict saved locally (random weights, no download)."""
-    path = tmp_path_factory.mktemp('pretrained') / 'resnet50-torchvision.pth'
+    path = module_mktemp('pretrained') / 'resnet50-torchvision.pth'
     torch.manual_seed(1)
     torch.save(torchvision.models.resnet50().state_dict(), path)
     return path

@@ -309,9 +309,9 @@ def test_train_stops_at_build_on_a_wrong_keypoint_count(sample):
 
 
 @pytest.fixture(scope='module')
-def skipped_run(tmp_path_factory):
+def skipped_run(module_mktemp):
     """Two epochs, no DataLoader workers, image 785 (one person) missing, 25% allowed."""
-    root = Path(shutil.copytree(SAMPLE_DIR, tmp_path_factory.mktemp('skip') / 'data'))
+    root = Path(shutil.copytree(SAMPLE_DIR, module_mktemp('skip') / 'data'))
     (root / '000000000785.jpg').unlink()
     config, proc = train(root, epochs=2, max_skipped_ratio=0.25)
     return root, config, proc

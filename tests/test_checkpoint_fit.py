@@ -14,6 +14,7 @@ from mmengine.runner import Runner, save_checkpoint
 from mmpose.apis import init_model
 
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from mmpose_sam.reliability.checkpoint import CheckpointMismatchError
 from mmpose_sam.reliability.checkpoint import fit as fit_module
 from mmpose_sam.reliability.checkpoint.fit import checkpoint_attention, model_attention
@@ -43,8 +44,8 @@ def save_model(config: str, path, state_dict=None, **cfg_options):
 
 
 @pytest.fixture(scope='module')
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('fit')
+def checkpoints(module_mktemp):
+    folder = module_mktemp('fit')
     return {'SB': save_model(SB, folder / 'sb.pth'), 'SAM': save_model(SAM, folder / 'sam.pth')}
 
 
@@ -89,7 +90,7 @@ def sample_runner(config: str, work_dir, **cfg) -> Runner:
     config.train_cfg.max_epochs, config.train_cfg.val_interval = 1, 10**6
     config.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=1, save_best=None)
     config.merge_from_dict(cfg)
-    return Runner.from_cfg(config)
+    return build_runner(config)
 
 
 def test_load_from_and_resume(checkpoints, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from mmpose.registry import HOOKS
 from mmpose_sam.reliability.hooks.checkpoint_hook import AtomicCheckpointHook
 
 from conftest import ROOT, SB_SAMPLE_CONFIG
+from toolkit.runners import build_runner  # a visualizer of its own (see there)
 
 
 def test_registered_under_its_own_name_mmengines_stays_mmengines():
@@ -27,7 +28,7 @@ def two_epochs(tmp_path, monkeypatch, **hook) -> Runner:
     cfg.work_dir = str(tmp_path)
     cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval = 2, 100
     cfg.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=1, **hook)
-    return Runner.from_cfg(cfg)
+    return build_runner(cfg)
 
 
 def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

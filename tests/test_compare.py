@@ -37,8 +37,8 @@ def parse_table(text: str) -> dict:
 
 
 @pytest.fixture(scope='module')
-def comparison(tmp_path_factory):
-    work_dir = tmp_path_factory.mktemp('compare')
+def comparison(module_mktemp):
+    work_dir = module_mktemp('compare')
     out = work_dir / 'table.md'
     proc = run_python(['tools/compare.py', '--epochs', '1', '--work-dir', work_dir, '--out', out,
                        '--device', 'cpu', '--latency-warmup', '1', '--latency-repeats', '2'],

@@ -31,12 +31,12 @@ demo = load_tool('demo')
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
+def checkpoint(module_mktemp):
     """An untrained SAM-R50 checkpoint with the COCO ``dataset_meta``, as training saves it."""
     from mmengine.runner import save_checkpoint
     from mmpose.apis import init_model
     model = init_model(str(SAM_SAMPLE_CONFIG), None, device='cpu')
-    path = tmp_path_factory.mktemp('checkpoint') / 'sam_r50_untrained.pth'
+    path = module_mktemp('checkpoint') / 'sam_r50_untrained.pth'
     save_checkpoint({'state_dict': model.state_dict(),
                      'meta': {'dataset_meta': model.dataset_meta}}, str(path))
     return path
@@ -387,7 +387,7 @@ visualizer = dict(type='DetLocalVisualizer')  # DetInferencer needs one
 
 
 @pytest.fixture(scope='module')
-def detector(tmp_path_factory):
+def detector(module_mktemp):
     """``(config, checkpoint)`` of the tiny random-weight RTMDet (seeded: the same boxes every
     run)."""
     import torch
@@ -397,7 +397,7 @@ def detector(tmp_path_factory):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    folder = tmp_path_factory.mktemp('detector')
+    folder = module_mktemp('detector')
     config = folder / 'rtmdet_random.py'
     config.write_text(DET_CONFIG)
     torch.manual_seed(0)

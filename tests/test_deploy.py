@@ -25,9 +25,9 @@ export_tool = load_tool('deploy/export_onnx')
 
 
 @pytest.fixture(scope='module')
-def exported(trained_checkpoints, tmp_path_factory):
+def exported(trained_checkpoints, module_mktemp):
     """``{name: (config, checkpoint, onnx file, the export tool's summary line)}``."""
-    out = tmp_path_factory.mktemp('onnx')
+    out = module_mktemp('onnx')
     result = {}
     for name in MODELS:
         config, checkpoint = trained_checkpoints[name]

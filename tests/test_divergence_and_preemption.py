@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
 from mmpose_sam.reliability.hooks import DivergenceError, DivergenceHook
 
 from conftest import ROOT, SB_SAMPLE_CONFIG, run_python, short_training_cfg, subprocess_env
+from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from helpers_preemption import PREEMPT_OPTS, same_weights, with_tests_on_path, write_config
 
 TRAIN = [ROOT / 'tools' / 'train.py', SB_SAMPLE_CONFIG]
@@ -111,7 +111,7 @@ def train_with_fault(work_dir, fault: str, iteration: int, checkpoint_every_epoc
     cfg.custom_hooks = [dict(type='DivergenceHook', interval=100)]
     if checkpoint_every_epoch:
         cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.register_hook(FaultAt(iteration, fault))
     with pytest.raises(DivergenceError) as info:
         runner.train()
@@ -171,9 +171,9 @@ def train(work_dir, config=SB_SAMPLE_CONFIG, extra=()):
 
 
 @pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
+def uninterrupted(module_mktemp):
     """The final checkpoint of the sample trained without interruption."""
-    work_dir = tmp_path_factory.mktemp('whole')
+    work_dir = module_mktemp('whole')
     status, log = train(work_dir)
     assert status == 0, log[-3000:]
     return work_dir / 'epoch_2.pth'

@@ -7,7 +7,6 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
@@ -15,6 +14,7 @@ from mmpose_sam.reliability.checkpoint.embedded_config import parse_config_text
 from mmpose_sam.reliability.hooks.loops import worker_death
 
 from conftest import ROOT, SB_SAMPLE_CONFIG, short_training_cfg, subprocess_env
+from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from helpers_faults import write_config
 from helpers_preemption import with_tests_on_path
 
@@ -92,7 +92,7 @@ def test_resume_never_executes_the_config_a_checkpoint_embeds(tmp_path, monkeypa
     the text of meta['cfg'] or message_hub.runtime_info['cfg']: all three come back as data."""
     monkeypatch.chdir(ROOT)
     cfg = short_training_cfg(work_dir=tmp_path)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     # What RuntimeInfoHook.before_run keeps in every training checkpoint's message hub
     runner.message_hub.update_info('cfg', runner.cfg.pretty_text)
     runner.save_checkpoint(str(tmp_path), 'good.pth', save_optimizer=False,
@@ -107,7 +107,7 @@ def test_resume_never_executes_the_config_a_checkpoint_embeds(tmp_path, monkeypa
 
     cfg = short_training_cfg(work_dir=tmp_path / 'resumed')
     cfg.load_from, cfg.resume = str(tmp_path / 'crafted.pth'), True
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.load_or_resume()
     assert not marker.exists()
     assert runner.iter == crafted['meta']['iter']

@@ -112,8 +112,8 @@ def _train_and_record(tmp_path, iters=16):
 
 
 @pytest.fixture(scope='module')
-def recorded(tmp_path_factory):
-    return _train_and_record(tmp_path_factory.mktemp('waits'))
+def recorded(module_mktemp):
+    return _train_and_record(module_mktemp('waits'))
 
 
 def test_recorder_sees_what_waits():

@@ -8,8 +8,8 @@ from conftest import ROOT, load_tool
 
 
 @pytest.fixture(scope='module')
-def main_job(tmp_path_factory):
-    work = tmp_path_factory.mktemp('main_job')
+def main_job(module_mktemp):
+    work = module_mktemp('main_job')
     result = load_tool('main_job').main(['--epochs', '8', '--val-interval', '8', '--work-dir', str(work),
                           '--cfg-options', 'default_hooks.logger.interval=1'])
     return work, result

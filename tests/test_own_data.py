@@ -30,9 +30,9 @@ test_evaluator = val_evaluator
 
 
 @pytest.fixture(scope='module')
-def own_data(tmp_path_factory):
+def own_data(module_mktemp):
     """The sample as media/frames/cam0/*.jpg, labels/keypoints.json, detections/people.json."""
-    root = tmp_path_factory.mktemp('own_data')
+    root = module_mktemp('own_data')
     coco = json.loads((SAMPLE_DIR / 'test_coco.json').read_text())
     coco['images'] = [img for img in coco['images'] if img['id'] != DROPPED_IMAGE_ID]
     coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] != DROPPED_IMAGE_ID]
@@ -62,11 +62,11 @@ def assert_predicted_from(predictions, root, count):
 
 
 @pytest.fixture(scope='module')
-def trained(own_data, tmp_path_factory):
+def trained(own_data, module_mktemp):
     """One epoch through the inherited config, run from another directory (nothing may depend on
     the repo being the working directory)."""
     root = own_data[0]
-    tmp = tmp_path_factory.mktemp('own_config')
+    tmp = module_mktemp('own_config')
     config = tmp / 'my_config.py'
     config.write_text(OWN_CONFIG.format(base=SAM_SAMPLE_CONFIG, root=root))
     work = tmp / 'work'

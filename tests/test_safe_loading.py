@@ -11,11 +11,11 @@ import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
-from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from mmpose_sam.reliability.checkpoint import TRUST_ENV, UnsafeCheckpointError
 from mmpose_sam.reliability.checkpoint.allow_list import MMENGINE_GLOBALS, STATISTICS_METHODS
 from mmpose_sam.reliability.checkpoint.safe_loading import mmengine_globals_allowed
@@ -209,14 +209,14 @@ def same(a, b) -> bool:
 @pytest.mark.parametrize('config', [SB_SAMPLE_CONFIG, SAM_SAMPLE_CONFIG], ids=['SB', 'SAM'])
 def test_training_checkpoint_loads_safely_and_resumes(config, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the sample configs' data_root is relative to the repo root
-    Runner.from_cfg(sample_cfg(config, tmp_path, epochs=1)).train()
+    build_runner(sample_cfg(config, tmp_path, epochs=1)).train()
     path = tmp_path / 'epoch_1.pth'
     with mmengine_globals_allowed():  # nothing outside the allow-list
         assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
     saved = _load_checkpoint(str(path))  # weights-only
     assert {'meta', 'state_dict', 'optimizer', 'param_schedulers', 'message_hub'} <= set(saved)
 
-    runner = Runner.from_cfg(sample_cfg(config, tmp_path, epochs=2, resume=True))
+    runner = build_runner(sample_cfg(config, tmp_path, epochs=2, resume=True))
     probe = ResumeProbe()
     runner.register_hook(probe)
     with pytest.raises(StopAfterResume):

@@ -20,10 +20,11 @@ from mmpose_sam.speed import (BF16AmpOptimWrapper, StackedPoseDataPreprocessor, 
                               device_accuracy, heatmap_pck_accuracy, stack_collate)
 
 from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python, short_training_cfg
+from toolkit.runners import build_runner  # a visualizer of its own (see there)
 
 
 def train(cfg) -> Runner:
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     return runner
 
@@ -284,10 +285,10 @@ ALL_ON = {'optim_wrapper': ('BF16AmpOptimWrapper', None),  # bf16: no GradScaler
 
 
 @pytest.fixture(scope='module')
-def all_settings_on(tmp_path_factory):
+def all_settings_on(module_mktemp):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(ROOT)
-        work_dir = tmp_path_factory.mktemp('on')
+        work_dir = module_mktemp('on')
         runner = train_counting_accuracy(short_training_cfg(work_dir=work_dir))
     return settings_in_effect(runner), history(runner, 'loss')
 
