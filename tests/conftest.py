@@ -44,7 +44,8 @@ os.environ[CPU_AMP_ENV] = 'off'
 
 
 def pytest_report_header(config):
-    """The free space where the tests write (README "Tests": what the suite needs at most)."""
+    """The free space where the tests write (README "Set-up and the two commands", **Disk**: what
+    the suite needs at most)."""
     free = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
     return f'disk: {free:.1f} GiB free in {tempfile.gettempdir()}'
 
