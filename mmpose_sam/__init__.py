@@ -1,17 +1,9 @@
 """mmpose-sam: the Efficient Spatial-Attention pose network as an MMPose 1.x plugin.
 
-Importing the package only registers names into MMPose's (and MMEngine's) registries (see
-:func:`registered_modules`): it replaces no function, class, registry entry, checkpoint scheme,
-file backend or hook of torch, MMEngine, MMCV, MMDet or MMPose. The layout:
-
-- :mod:`.models`: the paper (the attention module, backbones with it, the bilinear head);
-- :mod:`.speed`: the speed settings our configs choose by name (bf16 AMP, stacked batches,
-  accuracy on the device, channels-last, lazy logging);
-- :mod:`.reliability`: checkpoints, data checks and hooks that fail in one clear line;
-- :mod:`.apis`, :mod:`.deploy`: inference, attention pictures, ONNX;
-- :mod:`.upstream`: the fixes for MMEngine/MMPose versions that cannot be reached by a registered
-  name. Not imported here: our configs import it (``custom_imports``), each fix applied only to
-  the upstream versions it fixes (README "Upstream fixes").
+Importing the package only adds names to MMPose's and MMEngine's registries
+(:func:`registered_modules`) and replaces nothing. The layout:
+README "Architecture: the paper and its support"; :mod:`.upstream` is imported by our configs
+only (README "Upstream fixes").
 """
 import warnings
 from typing import List
@@ -22,7 +14,7 @@ from typing import List
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 from mmpose_sam.version import __version__  # noqa: E402
-from mmpose_sam import models, reliability, speed  # noqa: F401,E402  (they register)
+from mmpose_sam import models, reliability, speed  # noqa: E402  (they register)
 from mmpose_sam.models import (BilinearHeatmapHead, ChannelAttention, SAMResNet,  # noqa: E402
                                SpatialAttention, StageAttention)
 
@@ -38,6 +30,6 @@ def registered_modules() -> List[str]:
 
 
 __all__ = [
-    '__version__', 'registered_modules', 'BilinearHeatmapHead', 'ChannelAttention', 'SAMResNet',
-    'SpatialAttention', 'StageAttention'
+    '__version__', 'registered_modules', 'models', 'reliability', 'speed', 'BilinearHeatmapHead',
+    'ChannelAttention', 'SAMResNet', 'SpatialAttention', 'StageAttention'
 ]

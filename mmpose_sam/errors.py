@@ -1,14 +1,9 @@
 """Errors that report a user's mistake (a bad file, option or checkpoint) in one line.
 
-Every such error is a :class:`UserError`: ``str(error)`` is one line that names the file (and the
-annotation, image or option) and the problem, e.g.
-``data/coco/annotations/train.json: annotation 42: 51 keypoint values, expected 17 x 3 = 51``.
-
-:func:`install_excepthook` chains :func:`one_line_excepthook` in front of ``sys.excepthook``: an
-uncaught :class:`UserError` prints ``error: <message>`` instead of a traceback; every other
-exception keeps its traceback. The exit status is 1 either way. ``import mmpose_sam`` does not
-install it; our tools do, and so does ``mmpose_sam.upstream``, which our configs import, for
-MMPose's own ``tools/train.py`` and ``mim train``.
+``str(error)`` of a :class:`UserError` names the file (and the annotation, image or option) and
+the problem. :func:`install_excepthook` prints an uncaught one as ``error: <message>`` (exit
+status 1, no traceback); our tools install it, and so does ``mmpose_sam.upstream`` for MMPose's
+own tools and ``mim`` (README "When things go wrong").
 """
 import sys
 from pathlib import Path
@@ -33,8 +28,7 @@ class UserError(Exception):
         (whose message is then the worker's whole traceback)."""
         text = str(self)
         if _WORKER_TRACEBACK in text:
-            last = text.strip().splitlines()[-1]
-            text = last.split(': ', 1)[-1]
+            text = text.strip().splitlines()[-1].split(': ', 1)[-1]
         return text
 
 
@@ -50,22 +44,18 @@ class InvalidInputError(UserError, ValueError):
         return type(self), (self.path, self.problem)
 
 
-def one_line_excepthook(exc_type, exc_value, traceback, _next=None) -> None:
-    """``sys.excepthook`` that prints an uncaught :class:`UserError` as ``error: <message>``."""
-    if isinstance(exc_value, UserError):
-        print(f'error: {exc_value.one_line}', file=sys.stderr, flush=True)
-        return
-    (_next or sys.__excepthook__)(exc_type, exc_value, traceback)
-
-
 def install_excepthook() -> None:
-    """Put :func:`one_line_excepthook` in front of the current ``sys.excepthook`` (once)."""
+    """Make ``sys.excepthook`` print an uncaught :class:`UserError` as ``error: <message>``,
+    handing every other exception to the hook that was there (once)."""
     current = sys.excepthook
     if getattr(current, '_mmpose_sam', False):
         return
 
     def hook(exc_type, exc_value, traceback):
-        one_line_excepthook(exc_type, exc_value, traceback, _next=current)
+        if isinstance(exc_value, UserError):
+            print(f'error: {exc_value.one_line}', file=sys.stderr, flush=True)
+        else:
+            current(exc_type, exc_value, traceback)
 
     hook._mmpose_sam = True
     sys.excepthook = hook

@@ -1,46 +1,29 @@
 """Inference latency of SAM and SimpleBaseline in every mode, all measured in one run.
 
     python tools/benchmark_inference.py [--batch-sizes 1 8] [--modes fp32 channels-last ...]
-        [--device cpu|cuda] [--warmup 3] [--repeats 10] [--sam-config C --sb-config C]
-        [--sam-checkpoint P --sb-checkpoint P] [--out outputs/benchmark_inference/latency.md]
+        [--device cpu|cuda] [--sam-checkpoint P --sb-checkpoint P] [--out PATH]
 
-A benchmark, not a test: it reports numbers and asserts nothing about them. For each model
-(SimpleBaseline first, then SAM), each mode and each batch size it times the network's forward
-pass (``model(inputs, mode='tensor')``: backbone + head, heatmaps out, as
-``tools/model_complexity.py`` counts it) on random crops, median milliseconds per crop after
-warm-up, CUDA synchronised. Modes:
-
-- ``fp32``: eager PyTorch, NCHW, float32: the baseline every ratio is against;
-- ``channels-last``: the same in NHWC;
-- ``optimized-fp32``: :func:`mmpose_sam.apis.optimize_for_inference` with ``dtype='fp32'``
-  (NHWC + conv/BN folding);
-- ``optimized-bf16``: the same in bf16 (skipped, and said so, where the device would emulate
-  bf16: a CPU without AVX-512-BF16/AMX or a GPU older than Ampere; ``--force-bf16`` runs it);
-- ``compiled``: ``optimize_for_inference(compile=True)`` in the device's best dtype (only with
-  ``--compile``: minutes of compiling on a CPU);
-- ``onnxruntime``: the network exported by ``tools/deploy/export_onnx.py`` run by onnxruntime on
-  the CPU (when the ``deploy`` extra is installed and the device is the CPU).
-
-With ``--sam-checkpoint``/``--sb-checkpoint`` it also runs MMPose's whole top-down inference
-(``inference_topdown``, ground-truth boxes) on the bundled images with every PyTorch mode and
-reports how far each mode's keypoints land from fp32's, in image pixels (mean and max).
-
-Writes a markdown table (and the same as JSON beside it) with the speed-up of every mode over
-fp32 and the SAM/SB ratio of every mode. Defaults are the paper's 256x192 COCO configs.
+A benchmark, not a test: median ms per crop of the network's forward pass (backbone + head, random
+crops, CUDA synchronised) for each model, mode (eager fp32 / channels-last, optimize_for_inference
+fp32 / bf16 / compiled, onnxruntime on the CPU) and batch size, with the speed-up over fp32 and
+SAM / SB; with checkpoints also each mode's keypoint deviation from fp32 on the bundled images.
+Writes a markdown table and JSON beside it. README "Fast inference".
 """
 import argparse
 import copy
 import json
 import platform
-import statistics
+import shlex
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from toolkit.analysis import sample_people, table_head, table_row
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
 SB_CONFIG = COCO_DIR / 'td-hm_simplebaseline-res50_8xb64-210e_coco-256x192.py'
 SAM_CONFIG = COCO_DIR / 'td-hm_sam-res50-seq3x3_8xb64-210e_coco-256x192.py'
-SAMPLE_DIR = ROOT / 'data' / 'coco_sample'
 MODES = ('fp32', 'channels-last', 'optimized-fp32', 'optimized-bf16', 'compiled', 'onnxruntime')
 
 
@@ -57,7 +40,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--force-bf16', action='store_true',
                         help='run bf16 even where the device would emulate it')
     parser.add_argument('--device', help='cpu or cuda (default: cuda if available)')
-    parser.add_argument('--threads', type=int, help='CPU threads (default: torch\'s)')
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--work-dir', type=Path, default=Path('outputs/benchmark_inference'))
@@ -98,7 +80,7 @@ def onnxruntime_latency(base, hw, batch_sizes: List[int], args, name: str) -> Di
     except ImportError as error:
         return {'skipped': f'skipped: {error}'}
     import numpy as np
-    from toolkit.analysis import synchronized_clock
+    from toolkit.analysis import median_latency
     from mmpose_sam.errors import UserError
     try:
         path = args.work_dir / f'{name}.onnx'
@@ -109,27 +91,9 @@ def onnxruntime_latency(base, hw, batch_sizes: List[int], args, name: str) -> Di
     results = {}
     for batch in batch_sizes:
         inputs = np.random.rand(batch, 3, *hw).astype(np.float32)
-        times = []
-        for i in range(args.warmup + args.repeats):
-            start = synchronized_clock()
-            session.run(inputs)
-            if i >= args.warmup:
-                times.append(synchronized_clock() - start)
-        results[batch] = statistics.median(times) / batch
+        results[batch] = median_latency(lambda: session.run(inputs), batch, args.warmup,
+                                        args.repeats)
     return results
-
-
-def sample_people():
-    """``[(image path, (N, 4) xyxy GT boxes)]`` of the bundled images."""
-    import numpy as np
-    coco = json.loads((SAMPLE_DIR / 'test_coco.json').read_text())
-    people = []
-    for image in coco['images']:
-        boxes = [a['bbox'] for a in coco['annotations']
-                 if a['image_id'] == image['id'] and a.get('num_keypoints', 1) > 0]
-        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=np.float32)
-        people.append((str(SAMPLE_DIR / image['file_name']), xyxy))
-    return people
 
 
 def predicted_keypoints(model, people):
@@ -192,36 +156,32 @@ def latency_table(results: Dict[str, dict], batch_sizes: List[int], setting: str
     largest = max(batch_sizes)
     header = ['model', 'mode'] + [f'b{b} ms/crop' for b in batch_sizes] + [
         f'speed-up vs fp32 (b{largest})', 'keypoints vs fp32 (mean / max px)']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
+    lines = table_head(header)
     for name, result in results.items():
         baseline = result['modes'].get('fp32', {}).get(largest)
         for mode, row in result['modes'].items():
             if 'skipped' in row:
-                lines.append(f'| {name} | {mode} | ' + ' | '.join(
-                    [row['skipped']] + ['-'] * (len(header) - 3)) + ' |')
+                lines.append(table_row([name, mode, row['skipped']] + ['-'] * (len(header) - 3)))
                 continue
             kpt = row.get('keypoints')
-            lines.append('| ' + ' | '.join(
+            lines.append(table_row(
                 [name, mode] + [_cell(row, b) for b in batch_sizes] +
                 [format_ratio(baseline, row.get(largest)),
-                 f'{kpt["mean_px"]:.3f} / {kpt["max_px"]:.3f}' if kpt else '-']) + ' |')
+                 f'{kpt["mean_px"]:.3f} / {kpt["max_px"]:.3f}' if kpt else '-']))
     sb, sam = results.get('SimpleBaseline'), results.get('SAM')
     if sb and sam:
         for mode, row in sam['modes'].items():
             sb_row = sb['modes'].get(mode, {})
             if 'skipped' not in row and 'skipped' not in sb_row:
-                lines.append('| ' + ' | '.join(
-                    ['SAM / SB', mode] + [format_ratio(row.get(b), sb_row.get(b))
-                                          for b in batch_sizes] + ['', '']) + ' |')
+                lines.append(table_row(['SAM / SB', mode] + [
+                    format_ratio(row.get(b), sb_row.get(b)) for b in batch_sizes] + ['', '']))
     return '\n'.join(lines + ['', setting])
 
 
 def main(argv=None) -> str:
+    argv = sys.argv[1:] if argv is None else list(map(str, argv))
     args = parse_args(argv)
     import torch
-    import mmpose_sam  # noqa: F401  (registers the models)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     device_name = torch.cuda.get_device_name() if device.startswith('cuda') else \
         f'CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'
@@ -236,9 +196,7 @@ def main(argv=None) -> str:
             device=device_name, torch=torch.__version__, results=results), indent=2) + '\n')
     setting = (f'Forward pass (backbone + head) on {device_name}, torch {torch.__version__}, '
                f'median of {args.repeats} after {args.warmup} warm-up, ms per crop. Command: '
-               f'python tools/benchmark_inference.py --batch-sizes '
-               f'{" ".join(map(str, args.batch_sizes))} --modes {" ".join(args.modes)}'
-               f'{" --force-bf16" if args.force_bf16 else ""}')
+               + shlex.join(['python', 'tools/benchmark_inference.py', *argv]))
     table = latency_table(results, args.batch_sizes, setting)
     out.write_text(table + '\n')
     print('\n' + table, flush=True)

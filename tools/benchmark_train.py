@@ -1,64 +1,19 @@
 """Training throughput of SAM and SimpleBaseline, with and without the speed settings, in one run.
 
-    python tools/benchmark_train.py [--settings mmpose fast] [--iters 100] [--warmup 20]
-        [--model-only-iters 50] [--model-only-warmup 5] [--batch-size 64] [--num-workers 8]
-        [--profile [--profile-steps 5]] [--sync-check] [--sam-config C --sb-config C]
-        [--work-dir outputs/benchmark_train] [--out PATH] [--time-limit S] [--dry-run [--as-if-gpu]]
+    python tools/benchmark_train.py [--settings mmpose fast] [--iters 100] [--warmup 20] [--dry-run]
 
-A benchmark, not a test: it reports numbers and asserts nothing about them. For each setting and
-each model (SimpleBaseline first), one after the other in this process:
-
-1. **end to end**: MMEngine's runner trains the config's model from scratch, iteration-based, on
-   the bundled COCO sample (12 people, drawn with replacement by an InfiniteSampler) through the
-   config's own augmenting pipeline. :class:`toolkit.throughput_hook.TrainThroughputHook` times the
-   iterations after the warm-up, data loading included; the data-time share is MMEngine's
-   ``data_time`` (the main process waiting for the next batch) over the iteration time.
-2. **model only**: the same model and optimizer wrapper then train ``--model-only-iters`` steps
-   (after ``--model-only-warmup`` untimed ones) on one batch already on the device (data
-   preprocessor, forward, loss, backward, optimizer step).
-
-Settings (README "Training speed"):
-
-- ``mmpose``: MMPose's own runtime as it ships, with MMEngine's bf16 AMP (its ``GradScaler``
-  included) and cuDNN autotuning: ``pseudo_collate``, ``PoseDataPreprocessor``, ``acc_pose`` in
-  numpy, ``RuntimeInfoHook``, NCHW, ``CocoDataset``, and MMPose's one custom hook
-  (``SyncBuffersHook``). This is what the first GPU measurement ran;
-- ``fast``: our configs as they are, what we ship: bf16 AMP without loss scaling, channels_last,
-  stacked batches in pinned memory copied asynchronously, ``acc_pose`` on the device, outputs
-  read back once per log interval, cuDNN autotuning, and every custom hook the configs list
-  (``SyncBuffersHook``, ``ChannelsLastHook``, ``DivergenceHook``, ``PreemptionHook``, ...) with
-  ``LazyRuntimeInfoHook``, so that their cost is in the numbers.
-
-Both settings use the benchmark's own data (the sample), schedule (constant learning rate,
-iteration-based, no validation) and no checkpoint hook; nothing else is changed.
-
-Without a GPU both run in float32 (CPU autocast is bf16-only, and emulated on most CPUs).
-Each row also has the runner's start-up, split into building the runner, getting to the first
-iteration (weights, data loader workers, first batch) and the first iteration itself (CUDA
-kernels loading, cuDNN timing its algorithms), and the peak GPU memory. The JSON beside the
-markdown table is rewritten after every measurement, so a run cut short keeps what it measured.
-
-``--profile`` adds a torch.profiler trace of a few model-only steps per row (top ops printed,
-Chrome trace written); ``--sync-check`` records every host-device synchronisation during a few
-end-to-end iterations on a GPU (``torch.cuda.set_sync_debug_mode``) and lists where each came from.
-
-``--time-limit S`` starts no row that would not end within S seconds of the start of the run
-(judged by the longest row of its setting so far plus a quarter, else twice the longest row; the
-first row always runs), and says which rows it skipped, in its output, the JSON and the table: the
-device check (``tools/device/gpu_check.sh``) gives it what its time budget has left.
-
-``--dry-run`` measures nothing: for each setting and model it builds the config the run would
-train, prints ``cfg.pretty_text`` (what MMEngine's runner logs first), builds the runner
-(``Runner.from_cfg``), the optimizer wrapper and the training data loader, and exits.
-``--as-if-gpu`` (with ``--dry-run``) builds each config as a GPU run would, on a machine without
-one. What a CPU cannot build then (MMEngine's ``AmpOptimWrapper`` asserts a GPU when it is built)
-is said in the output, and its optimizer is built in a plain ``OptimWrapper`` instead.
+A benchmark, not a test: for each setting (``mmpose``: MMPose's runtime as it ships; ``fast``: our
+configs) and model it trains on the bundled COCO sample end to end (data loading included), then
+``--model-only-iters`` steps on one batch on the device, and writes a markdown table and JSON
+(rewritten after every row). What each setting and option means: README "Training speed".
 """
 import argparse
 import gc
 import json
 import os
 import platform
+import shlex
+import sys
 import time
 import warnings
 from collections import Counter
@@ -66,9 +21,10 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import torch
-import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+# First: importing mmpose_sam registers the plugin and quiets pkg_resources.
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.hooks import Hook
+from mmpose_sam.reliability.checkpoint import AtomicLocalBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
@@ -80,6 +36,8 @@ SETTINGS = ('mmpose', 'fast')
 MMPOSE_CUSTOM_HOOKS = [dict(type='SyncBuffersHook')]
 # MMEngine's own AMP wrapper, by its registry name (ours is registered as BF16AmpOptimWrapper).
 MMENGINE_AMP = 'AmpOptimWrapper'
+# A whole file or nothing: a run killed mid-write keeps the previous version.
+put_text = AtomicLocalBackend().put_text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -168,25 +126,6 @@ def benchmark_config(config: Path, work_dir: Path, args: argparse.Namespace, set
     if setting == 'mmpose':
         as_shipped_by_mmpose(cfg, cuda)
     return cfg
-
-
-class StartupClockHook(Hook):
-    """Marks when training reaches its first iteration and when that iteration ends."""
-
-    priority = 'HIGHEST'
-
-    def __init__(self):
-        self.first_iter_start = self.first_iter_end = None
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None):
-        from toolkit.analysis import synchronized_clock
-        if self.first_iter_start is None:
-            self.first_iter_start = synchronized_clock()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        from toolkit.analysis import synchronized_clock
-        if self.first_iter_end is None:
-            self.first_iter_end = synchronized_clock()
 
 
 class SyncRecorderHook(Hook):
@@ -289,9 +228,7 @@ def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> 
     runner = build_runner(cfg)
     built = synchronized_clock()
     throughput = TrainThroughputHook(warmup_iters=args.warmup)
-    clock = StartupClockHook()
     runner.register_hook(throughput)
-    runner.register_hook(clock)
     syncs = SyncRecorderHook(args.warmup, args.warmup + min(10, args.iters))
     if args.sync_check:
         runner.register_hook(syncs)
@@ -314,8 +251,8 @@ def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> 
         end_to_end_crops_per_s=throughput.samples_per_second,
         data_time_share=data_time / iter_time if iter_time else None,
         startup_s=dict(build_runner=built - start,
-                       to_first_iter=clock.first_iter_start - train_start,
-                       first_iter=clock.first_iter_end - clock.first_iter_start))
+                       to_first_iter=throughput.first_iter_start - train_start,
+                       first_iter=throughput.first_iter_end - throughput.first_iter_start))
     model_only = fixed_batch_throughput(
         runner, args.model_only_iters, args.model_only_warmup,
         work_dir / 'profile' if args.profile else None, args.profile_steps)
@@ -386,38 +323,28 @@ def row_estimate(rows: Dict[str, dict], setting: str) -> float:
     return 2 * max((r['row_s'] for r in rows.values()), default=0.)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a run killed mid-write keeps the previous version."""
-    partial = path.with_name(f'.{path.name}.partial')
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def _fmt(value: Optional[float], spec: str) -> str:
     return '-' if value is None else format(value, spec)
 
 
 def throughput_table(rows: Dict[str, dict], setting: str) -> str:
-    from toolkit.analysis import format_ratio
-    header = ['model', 'setting', 'end to end (crops/s)', 'data-time share',
-              'model only (crops/s)', 'model only (ms/iter)', 'peak GPU memory (GiB)',
-              'start-up: runner / to 1st iter / 1st iter (s)']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
+    from toolkit.analysis import format_ratio, table_head, table_row
+    lines = table_head(['model', 'setting', 'end to end (crops/s)', 'data-time share',
+                        'model only (crops/s)', 'model only (ms/iter)', 'peak GPU memory (GiB)',
+                        'start-up: runner / to 1st iter / 1st iter (s)'])
     for r in rows.values():
         s = r['startup_s']
-        lines.append('| ' + ' | '.join([
+        lines.append(table_row([
             r['model'], r['setting'], _fmt(r['end_to_end_crops_per_s'], '.1f'),
             _fmt(r['data_time_share'], '.0%'), _fmt(r['model_only_crops_per_s'], '.1f'),
             _fmt(r['model_only_ms_per_iter'], '.1f'), _fmt(r['peak_gpu_memory_gib'], '.2f'),
-            f'{s["build_runner"]:.1f} / {s["to_first_iter"]:.1f} / {s["first_iter"]:.1f}'
-        ]) + ' |')
+            f'{s["build_runner"]:.1f} / {s["to_first_iter"]:.1f} / {s["first_iter"]:.1f}']))
 
     def ratio_row(label, a, b):
-        return '| ' + ' | '.join([
-            label, '', format_ratio(a['end_to_end_crops_per_s'], b['end_to_end_crops_per_s']),
-            '', format_ratio(a['model_only_crops_per_s'], b['model_only_crops_per_s']),
-            format_ratio(a['model_only_ms_per_iter'], b['model_only_ms_per_iter']),
-            format_ratio(a['peak_gpu_memory_gib'], b['peak_gpu_memory_gib']), '']) + ' |'
+        return table_row([label, ''] + [
+            format_ratio(a[key], b[key]) if key else '' for key in (
+                'end_to_end_crops_per_s', None, 'model_only_crops_per_s', 'model_only_ms_per_iter',
+                'peak_gpu_memory_gib', None)])
 
     for s in SETTINGS:
         if f'{s}/SAM' in rows and f'{s}/SimpleBaseline' in rows:
@@ -432,6 +359,7 @@ def throughput_table(rows: Dict[str, dict], setting: str) -> str:
 
 def main(argv=None) -> str:
     run_start = time.monotonic()
+    argv = sys.argv[1:] if argv is None else list(map(str, argv))
     args = parse_args(argv)
     if args.dry_run:
         args.work_dir = args.work_dir.resolve()
@@ -473,15 +401,14 @@ def main(argv=None) -> str:
         row = rows[f'{setting}/{name}'] = run_row(name, config, setting, args)
         row['row_s'] = time.monotonic() - row_start
         # Both files after every row, each written whole: a run cut short keeps what it measured.
-        _write_atomically(out.with_suffix('.json'), json.dumps(report(rows, []), indent=2) + '\n')
-        _write_atomically(out, throughput_table(rows, 'Partial: the run is still going.') + '\n')
+        put_text(json.dumps(report(rows, []), indent=2) + '\n', out.with_suffix('.json'))
+        put_text(throughput_table(rows, 'Partial: the run is still going.') + '\n', out)
         print(f'[benchmark_train] {setting} {name}: end to end '
               f'{_fmt(row["end_to_end_crops_per_s"], ".1f")} crops/s, model only '
               f'{row["model_only_crops_per_s"]:.1f} crops/s '
               f'({time.monotonic() - run_start:.0f} s so far)', flush=True)
     if skipped:
-        _write_atomically(out.with_suffix('.json'),
-                          json.dumps(report(rows, skipped), indent=2) + '\n')
+        put_text(json.dumps(report(rows, skipped), indent=2) + '\n', out.with_suffix('.json'))
 
     setting_text = (
         f'Training throughput on {device_name} ({os.cpu_count()} CPU cores), torch '
@@ -490,14 +417,11 @@ def main(argv=None) -> str:
         f'End to end: {args.iters} iterations timed after {args.warmup}. Model only: '
         f'{args.model_only_iters} train_step calls after {args.model_only_warmup} on one batch '
         f'already on the device. Configs: {args.sb_config.name}, {args.sam_config.name}. Command: '
-        f'python tools/benchmark_train.py --settings {" ".join(args.settings)} --iters '
-        f'{args.iters} --warmup {args.warmup} --model-only-iters {args.model_only_iters} '
-        f'--model-only-warmup {args.model_only_warmup} '
-        f'--batch-size {args.batch_size} --num-workers {args.num_workers}'
+        + shlex.join(['python', 'tools/benchmark_train.py', *argv])
         + (f'. Skipped for the time limit ({args.time_limit:.0f} s): {", ".join(skipped)}'
            if skipped else ''))
     table = throughput_table(rows, setting_text)
-    _write_atomically(out, table + '\n')
+    put_text(table + '\n', out)
     print('\n' + table, flush=True)
     print(f'[benchmark_train] wrote {out}', flush=True)
     return table

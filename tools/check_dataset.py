@@ -3,18 +3,10 @@
     python tools/check_dataset.py CONFIG [--split train|val|test|all] [--workers N] [--strict]
                                          [--cfg-options KEY=VALUE ...]
 
-Reads ``{split}_dataloader.dataset`` of the config (all three splits by default; a wrapper's
-datasets too) with the paths resolved as MMPose resolves them: ``data_root`` joined to
-``ann_file`` and ``data_prefix``, relative paths from the current directory, so run it from where
-you train. For each COCO-style dataset it checks the annotation file, the detection file
-(``bbox_file``) and every image the split reads (the images with people MMPose keeps, or with
-detections), images in parallel with a progress bar on a terminal.
-
-Prints one line per problem, ``error: FILE: annotation|image|detection ID: PROBLEM`` or
-``warning: ...``, then a summary with the counts by kind. Exit status: 1 if there is any error (or
-any warning, with --strict), else 0. Errors are what training or testing would crash on or
-silently get wrong; warnings are people that MMPose drops or uses as they are. The list of checks
-and what a run does with each problem: docs/data_checks.md.
+Reads each split's dataset (wrappers' too) with its paths resolved as MMPose does (relative to the
+current directory: run it from where you train) and checks the annotation file, the detection
+file and every image the split reads. Prints ``error:``/``warning:`` lines and a summary; exit
+status 1 on any error (or warning, with --strict). The checks: docs/data_checks.md.
 """
 import argparse
 import os
@@ -24,7 +16,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+# First: importing mmpose_sam registers the plugin and quiets pkg_resources.
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import Config, DictAction
 
@@ -60,7 +52,7 @@ class DatasetSpec:
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[2:]))
+        epilog='\n'.join(__doc__.splitlines()[1:]))
     parser.add_argument('config', help='MMPose config file')
     parser.add_argument('--split', choices=(*SPLITS, 'all'), default='all',
                         help='which dataloader\'s dataset to check (default: all)')

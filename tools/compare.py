@@ -4,29 +4,12 @@
                             [--epochs N] [--no-train] [--work-dir DIR] [--out PATH] [--picture PATH]
                             [--device DEVICE] [--seed S]
 
-For each config, one after the other: train it with MMEngine's runner (skipped for a given
-checkpoint, or with --no-train), evaluate it with runner.test() (COCO AP / AP .5 / AR), then count
-its parameters and GMACs (toolkit.analysis, as tools/model_complexity.py) and time its forward
-pass per crop at batch 1 and 8, eager and through optimize_for_inference (the fast path), on the
-same device in the same process, so that the rows are comparable. Writes a markdown table (one row
-per model, then each model's ratio to the first) to --out and a PNG beside it (--picture): AP
-against GMACs and against latency, one point per model, and the training-loss curves side by side.
-
-The recipe: by default every model trains and tests with the bundled sample's SimpleBaseline
-config (data, pipeline, codec, schedule, optimizer, runtime settings, from scratch); only the model
-(backbone, neck, head) comes from each config, its head decoding with the recipe's codec. So any
-MMPose top-down heatmap config works as an entry, e.g.
-``mmpose::body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py``.
-``--recipe own`` runs each config as it is (its own data and schedule; for COCO checkpoints, or
-heads with other codecs, such as RTMPose's SimCC with --no-train).
-
-Beside the measured AP, the reference AP: MMPose's zoo AP (COCO val2017, from the installed
-metafiles) for MMPose configs and for ours without attention (their MMPose twin's), the paper's
-(COCO test-dev, Table 2) for ours with its attention, each labelled with its source
-(toolkit.zoo). On the sample, the measured AP is a memorisation check, not an accuracy
-comparison; the reference AP places the models on the real accuracy/cost frontier on any machine.
-Training and testing run on the runner's device (a GPU when one is visible); ``--device cpu``
-hides the GPUs so that everything runs on the CPU.
+For each config, one after the other: train (unless given a checkpoint, or --no-train) and test it
+with MMEngine's runner, count its parameters and GMACs and time its forward pass (eager and
+optimize_for_inference, batch 1 and 8); then a markdown table (ratios to the first model), the
+reference AP of each (MMPose's zoo or the paper) and a PNG. By default every model gets the sample
+SimpleBaseline config's data and schedule (``--recipe own``: each its own).
+README "Comparing models".
 """
 import argparse
 import copy
@@ -128,18 +111,13 @@ def with_recipe(cfg, recipe, config: str):
 
 
 def run_cfg(cfg, work_dir: Path, epochs: Optional[int], seed: int):
-    """The config as the runner gets it: own work dir, no launcher, the shared seed and, with
-    ``epochs``, a shortened schedule (epoch-based schedulers end there, later milestones go) that
-    keeps only the final checkpoint."""
-    from toolkit.runners import shorten_schedule
-    cfg = copy.deepcopy(cfg)
-    cfg.work_dir = str(work_dir.resolve())
+    """The config as the runner gets it (:func:`toolkit.runners.run_config`); with ``epochs``,
+    only the final checkpoint is kept."""
+    from toolkit.runners import run_config
+    cfg = run_config(cfg, work_dir, seed, epochs)
     # MMEngine names the run after the config file, which is the recipe's for every model.
     cfg.experiment_name = f'{work_dir.name}_{time.strftime("%Y%m%d_%H%M%S")}'
-    cfg.launcher = 'none'
-    cfg.randomness = dict(seed=seed)
     if epochs:
-        shorten_schedule(cfg, epochs)
         # No validation during the short run: runner.test() evaluates the same final weights
         # right after (MMEngine would otherwise validate at the last epoch whatever the interval).
         cfg.train_cfg.val_begin = epochs + 1
@@ -205,13 +183,13 @@ def _metric(r: dict, metric: str) -> Optional[float]:
 def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: str = '') -> str:
     """Markdown table: one row per model, then ``<model> / <first>`` rows: ratios, and
     differences for AP/AR (measured and reference)."""
-    from toolkit.analysis import format_ratio as _ratio
+    from toolkit.analysis import format_ratio as _ratio, table_head, table_row
     header = ['model', 'config', 'input size', 'attention', 'params', 'GMACs (FlopAnalyzer)',
               'attention elementwise Gops'] + \
              [f'latency b{b} (ms/crop)' for b in BATCH_SIZES] + \
              [f'fast b{b} (ms/crop)' for b in BATCH_SIZES] + list(METRICS) + \
              ['train time', 'reference AP']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + ' --- |' * len(header)]
+    lines = table_head(header)
     for name, r in results.items():
         c = r['complexity']
         cells = [name, Path(r['config']).name, r['input_size'], r['attention'], f'{c.params:,}',
@@ -221,7 +199,7 @@ def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: st
         cells += [f'{_metric(r, m):.4f}' if _metric(r, m) is not None else '-' for m in METRICS]
         cells.append(_fmt_time(_metric(r, 'train_s'), r['metrics'] is not None))
         cells.append(str(r['reference']) if r['reference'] else '-')
-        lines.append('| ' + ' | '.join(cells) + ' |')
+        lines.append(table_row(cells))
     first_name, first = next(iter(results.items()))
 
     def diff(a: Optional[float], b: Optional[float]) -> str:
@@ -237,7 +215,7 @@ def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: st
         cells.append(_ratio(_metric(r, 'train_s'), _metric(first, 'train_s')))
         cells.append(diff(r['reference'] and r['reference'].ap,
                           first['reference'] and first['reference'].ap))
-        lines.append('| ' + ' | '.join(cells) + ' |')
+        lines.append(table_row(cells))
     lines += ['', f'Latency: median of timed forward passes (tensor mode: backbone + head, no flip '
               f'test or decoding) per crop, eval mode, no_grad, on {device_name}, every model in '
               'the same process; "fast": mmpose_sam.apis.optimize_for_inference (channels_last, '

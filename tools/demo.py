@@ -1,5 +1,4 @@
-"""Top-down pose demo on MMPose's inferencer: images, a folder, a video or a webcam in; pictures or
-an annotated video and MMPose's JSON predictions out.
+"""Top-down pose demo on MMPose's inferencer: images, a folder, a video or a webcam in.
 
     python tools/demo.py CONFIG CHECKPOINT [--input data/coco_sample] [--out-dir outputs/demo]
     python tools/demo.py --backend onnxruntime MODEL.onnx [--input ...]   # no PyTorch model
@@ -8,28 +7,17 @@ an annotated video and MMPose's JSON predictions out.
         [--bbox-thr 0.3] [--nms-thr 0.3] [--kpt-thr 0.3] [--device cuda:0|cpu] [--show]
         [--attention] [--dtype auto|fp32|bf16 [--no-channels-last] [--compile]]
 
---input is an image, a folder of images (by suffix, sorted), a video file (by suffix: .mp4,
-.avi, ...) or webcam:N (shown in a window; Esc stops).
-
-Person boxes come from one of: the COCO results-format --bbox-file (score >= --bbox-thr;
-an image is matched to its image_id by file_name in --ann-file, else by its numeric file name,
-000000000785.jpg -> 785; video frame k is image_id k; an image without boxes has no people), the
-detector (its person class --det-cat-id, score > --bbox-thr, then NMS at --nms-thr; MMPose poses
-the whole image when it finds nobody), or the whole image as one box.
-
-Writes <out-dir>/visualizations/<input name> (the picture, same size, with MMPose's skeletons
-and boxes; for a video an annotated .mp4 of the same name) and <out-dir>/predictions/<stem>.json
-(MMPose's predictions: per image a list of people with keypoints [[x, y], ...] in image pixels,
-keypoint_scores, bbox [[x1, y1, x2, y2]] and bbox_score; per video a list of {frame_id,
-instances}); with --attention, each person's spatial attention pictures in <out-dir>/attention/.
-A bad image in a folder is reported on one line and skipped; the exit status is then 1.
+--input: an image, a folder, a video file or webcam:N. Without a detector or --bbox-file each
+image is one box. Writes <out-dir>/visualizations/ (pictures or an annotated video),
+<out-dir>/predictions/ (MMPose's JSON) and, with --attention, <out-dir>/attention/. A bad image
+in a folder is skipped (exit status 1). Box matching and output layout: docs/inference.md.
 """
 import argparse
 from pathlib import Path
 from typing import List, Optional
 
 import cv2
-import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+# First: importing mmpose_sam registers the plugin and quiets pkg_resources.
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
 from mmengine.device import get_device
@@ -43,7 +31,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments (``argv`` defaults to ``sys.argv[1:]``)."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[2:]))
+        epilog='\n'.join(__doc__.splitlines()[1:]))
     parser.add_argument('model', help='pose config file, or the .onnx file with --backend '
                         'onnxruntime (tools/deploy/export_onnx.py)')
     parser.add_argument('checkpoint', nargs='?', help='pose checkpoint file (PyTorch backend)')
@@ -128,12 +116,9 @@ def build_inferencer(args: argparse.Namespace, bbox_file: Optional[BBoxFile]):
         from mmpose_sam.deploy.inferencer import OnnxTopdownInferencer
         return OnnxTopdownInferencer(args.model, device=args.device, cfg_options=args.cfg_options,
                                      **common)
-    from mmengine.config import Config
-
     from mmpose_sam.apis import TopdownInferencer
-    cfg = Config.fromfile(args.model)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from toolkit.analysis import load_config
+    cfg = load_config(args.model, args.cfg_options)
     attention_dir = Path(args.out_dir, 'attention') if args.attention else None
     inferencer = TopdownInferencer(cfg, args.checkpoint, args.device, attention_dir=attention_dir,
                                    **common)

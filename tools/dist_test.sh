@@ -1,24 +1,11 @@
 #!/usr/bin/env bash
 # Multi-GPU (or multi-process CPU) testing on one or more nodes with torchrun, the MMPose way:
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
+# Multi-node and the GPU check: as tools/dist_train.sh, which this runs with tools/test.py.
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
 shift 3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-
-# A GPU that torch cannot use (an old driver for this torch build) stops here in one line, before
-# torchrun starts N processes that would run gloo DDP on the CPU. CUDA_VISIBLE_DEVICES= (empty)
-# runs on the CPU on purpose.
-python "$ROOT/tools/check_env.py" --gpu --quiet || exit 1
-
-PYTHONPATH="$ROOT:${PYTHONPATH:-}" python -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$ROOT/tools/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
+DIST_TOOL=test.py exec bash "$(dirname "${BASH_SOURCE[0]}")/dist_train.sh" "$CONFIG" "$GPUS" \
+    "$CHECKPOINT" "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Multi-GPU (or multi-process CPU) training on one or more nodes with torchrun, the MMPose way:
 #   bash tools/dist_train.sh CONFIG GPUS [train.py options]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node. tools/dist_test.sh
+# runs tools/test.py through this script (DIST_TOOL=test.py).
 set -euo pipefail
 CONFIG=$1
 GPUS=$2
@@ -20,4 +21,4 @@ python "$ROOT/tools/check_env.py" --gpu --quiet || exit 1
 PYTHONPATH="$ROOT:${PYTHONPATH:-}" python -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$ROOT/tools/train.py" "$CONFIG" --launcher pytorch "$@"
+    "$ROOT/tools/${DIST_TOOL:-train.py}" "$CONFIG" --launcher pytorch "$@"

@@ -3,18 +3,10 @@
     python tools/main_job.py [--epochs N] [--work-dir outputs/main_job] [--config CONFIG]
                              [--seed 0 | --no-seed]
 
-1. trains SAM-R50 (3x3+3x3) from scratch with MMEngine's runner on data/coco_sample (default
-   config: configs/body_2d_keypoint/topdown_heatmap/coco_sample/
-   td-hm_sam-res50-seq3x3_1xb16-150e_coco-sample-128x96.py), keeping the best checkpoint by
-   coco/AP;
-2. evaluates that checkpoint with COCO AP/AR, once with ground-truth boxes and once with the
-   bundled person detections;
-3. draws the predicted skeletons and each stage's spatial attention map for every image;
-4. prints a summary table (also written to <work-dir>/summary.md).
-
-The sample has 4 images: this checks that the whole loop works (the model must memorise them,
-AP >= 0.9), it says nothing about accuracy on COCO. The device comes from the runner: a GPU
-when there is one, else the CPU.
+Trains from scratch (keeping the best checkpoint by coco/AP), evaluates that checkpoint with
+ground-truth boxes and with the bundled detections, draws skeletons and attention maps, and writes
+a summary table to <work-dir>/summary.md. A check that the loop works (4 images memorised), not of
+accuracy on COCO. README "The main job".
 """
 import argparse
 import copy
@@ -23,10 +15,11 @@ import os
 import time
 from pathlib import Path
 
-import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+# First: importing mmpose_sam registers the plugin and quiets pkg_resources.
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import Config, DictAction
-from toolkit.runners import build_runner, shorten_schedule
+from toolkit.analysis import load_config, table_head, table_row
+from toolkit.runners import build_runner, run_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = (ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco_sample' /
@@ -54,16 +47,10 @@ def parse_args(argv=None):
 
 
 def training_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = str(Path(args.work_dir).resolve())
-    cfg.launcher = 'none'
-    cfg.randomness = dict(seed=None if args.no_seed else args.seed)
-    if args.epochs:
-        shorten_schedule(cfg, args.epochs)
+    cfg = run_config(load_config(args.config, args.cfg_options), args.work_dir,
+                     None if args.no_seed else args.seed, args.epochs)
     if args.val_interval or args.epochs:
-        cfg.train_cfg.val_interval = args.val_interval or max(1, cfg.train_cfg.max_epochs // 3)
+        cfg.train_cfg.val_interval = args.val_interval or max(1, args.epochs // 3)
     cfg.default_hooks.checkpoint.interval = cfg.train_cfg.val_interval
     return cfg
 
@@ -131,9 +118,7 @@ def training_precision(runner) -> str:
 
 
 def summary_table(rows) -> str:
-    lines = ['| what | value |', '| --- | --- |']
-    lines += [f'| {key} | {value} |' for key, value in rows]
-    return '\n'.join(lines)
+    return '\n'.join(table_head(['what', 'value']) + [table_row(row) for row in rows])
 
 
 def main(argv=None) -> dict:

@@ -1,27 +1,14 @@
 """Parameters and GMACs of every COCO config, with the paper's figures beside them.
 
     python tools/model_complexity.py [CONFIG ...] [--markdown PATH] [--update-metafile]
-                                     [--check-metafile] [--metafile PATH] [--device DEVICE]
+                                     [--check-metafile] [--device DEVICE]
 
-Without CONFIG, every config under configs/body_2d_keypoint/topdown_heatmap/coco/. Each model is
-built through MMPose's registry (randomly initialised: nothing is downloaded) and counted once per
-distinct (model, input size): the 210e and 270e configs share their counts. Columns:
-
-- params: exact, and in millions beside the paper's rounded figure ("paper", Tables 1-2);
-- GMACs (FlopAnalyzer): MMEngine's counter as MMPose's get_flops.py uses it (convs, matrix
-  products, batch norm, bilinear upsampling, pooling; one multiply-add = one MAC);
-- GMACs (torch): ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2, convs and matrix products
-  only; "agree" compares it with FlopAnalyzer's conv/linear part (flagged beyond 1%);
-- attention elementwise Gops: what neither counter sees, counted analytically
-  (``toolkit.analysis.attention_elementwise_ops``): gating multiplies, sigmoids, the channel
-  mean, the residual add; 0 without attention;
-- GMACs, conv_first head: the same SAM model with ``upsample_order='conv_first'`` (same
-  parameters: each 3x3 conv runs before its x2 upsampling, at a quarter of the pixels).
-
-The paper reports no FLOPs. ``--update-metafile`` rewrites the metafile that model-index.yml
-imports from these counts, with the paper's figures under ``Paper`` and, for a config whose MMPose
-twin is in the installed model zoo (``toolkit.zoo``), that twin's COCO AP/AR under
-``Baseline``, labelled as MMPose's; ``--check-metafile`` exits 1 if it is out of date.
+Without CONFIG, every config of configs/body_2d_keypoint/topdown_heatmap/coco/, each built at
+random (nothing downloaded) and counted once per distinct model and input size: exact params,
+GMACs of FlopAnalyzer and of torch's counter (and whether they agree), the attention's element-wise
+ops, and GMACs with a conv_first head (toolkit/analysis.py says what each counts).
+``--update-metafile`` rewrites sam_coco.yml from these counts (with the paper's figures and the
+MMPose twin's zoo AP); ``--check-metafile`` exits 1 if it is out of date. README "Configs".
 """
 import argparse
 import sys
@@ -44,39 +31,34 @@ ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
 METAFILE = COCO_DIR / 'sam_coco.yml'
 
+
+
+def _collection(name: str, title: str, url: str = '') -> dict:
+    return dict(Name=name, Paper=dict(Title=title, **({'URL': url} if url else {})),
+                README='README.md')
+
+
 SB_COLLECTION = 'SimpleBaseline2D'
 SAM_COLLECTION = 'EfficientSpatialAttention'
 HRNET_COLLECTION = 'HRNet'
 CBAM_COLLECTION = 'CBAM'
 SE_COLLECTION = 'SENet'
+CVF = 'http://openaccess.thecvf.com/content_'
 COLLECTIONS = [
-    dict(Name=SB_COLLECTION,
-         Paper=dict(Title='Simple baselines for human pose estimation and tracking',
-                    URL='http://openaccess.thecvf.com/content_ECCV_2018/html/'
-                        'Bin_Xiao_Simple_Baselines_for_ECCV_2018_paper.html'),
-         README='README.md'),
-    dict(Name=SAM_COLLECTION,
-         Paper=dict(Title='Efficient Spatial-Attention module for human pose estimation'),
-         README='README.md'),
-    dict(Name=HRNET_COLLECTION,
-         Paper=dict(Title='Deep high-resolution representation learning for human pose '
-                          'estimation',
-                    URL='http://openaccess.thecvf.com/content_CVPR_2019/html/Sun_Deep_High-'
-                        'Resolution_Representation_Learning_for_Human_Pose_Estimation_CVPR_2019_'
-                        'paper.html'),
-         README='README.md'),
-    dict(Name=CBAM_COLLECTION,
-         Paper=dict(Title='CBAM: Convolutional block attention module',
-                    URL='https://openaccess.thecvf.com/content_ECCV_2018/html/'
-                        'Sanghyun_Woo_Convolutional_Block_Attention_ECCV_2018_paper.html'),
-         README='README.md'),
-    dict(Name=SE_COLLECTION,
-         Paper=dict(Title='Squeeze-and-excitation networks',
-                    URL='https://openaccess.thecvf.com/content_cvpr_2018/html/'
-                        'Hu_Squeeze-and-Excitation_Networks_CVPR_2018_paper.html'),
-         README='README.md'),
+    _collection(SB_COLLECTION, 'Simple baselines for human pose estimation and tracking',
+                f'{CVF}ECCV_2018/html/Bin_Xiao_Simple_Baselines_for_ECCV_2018_paper.html'),
+    _collection(SAM_COLLECTION, 'Efficient Spatial-Attention module for human pose estimation'),
+    _collection(HRNET_COLLECTION,
+                'Deep high-resolution representation learning for human pose estimation',
+                f'{CVF}CVPR_2019/html/Sun_Deep_High-Resolution_Representation_Learning_for_'
+                'Human_Pose_Estimation_CVPR_2019_paper.html'),
+    _collection(CBAM_COLLECTION, 'CBAM: Convolutional block attention module',
+                f'{CVF.replace("http:", "https:")}ECCV_2018/html/'
+                'Sanghyun_Woo_Convolutional_Block_Attention_ECCV_2018_paper.html'),
+    _collection(SE_COLLECTION, 'Squeeze-and-excitation networks',
+                f'{CVF.replace("http:", "https:")}cvpr_2018/html/'
+                'Hu_Squeeze-and-Excitation_Networks_CVPR_2018_paper.html'),
 ]
-# The collection of a model with attention, by attention module.
 ATTENTION_COLLECTIONS = {StageAttention: SAM_COLLECTION, CBAM: CBAM_COLLECTION,
                          SEAttention: SE_COLLECTION}
 
@@ -270,7 +252,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('configs', nargs='*', type=Path,
                         help='configs (default: every config of configs/.../coco/)')
     parser.add_argument('--markdown', type=Path, help='also write the table to this file')
-    parser.add_argument('--metafile', type=Path, default=METAFILE, help='metafile path')
     parser.add_argument('--update-metafile', action='store_true',
                         help='rewrite the metafile (needs every config: no CONFIG arguments)')
     parser.add_argument('--check-metafile', action='store_true',
@@ -291,14 +272,14 @@ def main(argv=None) -> List[Row]:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(table + '\n')
     if args.update_metafile:
-        args.metafile.write_text(render_metafile(rows))
-        print(f'[model_complexity] wrote {args.metafile}', file=sys.stderr)
+        METAFILE.write_text(render_metafile(rows))
+        print(f'[model_complexity] wrote {METAFILE}', file=sys.stderr)
     if args.check_metafile:
-        problems = check_metafile(rows, args.metafile)
+        problems = check_metafile(rows, METAFILE)
         if problems:
             sys.exit('metafile out of date (python tools/model_complexity.py --update-metafile):'
                      '\n' + '\n'.join(problems))
-        print(f'[model_complexity] {args.metafile} is up to date', file=sys.stderr)
+        print(f'[model_complexity] {METAFILE} is up to date', file=sys.stderr)
     return rows
 
 

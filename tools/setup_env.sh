@@ -1,25 +1,11 @@
 #!/usr/bin/env bash
-# Set up (or check) the project's environment in .venv/ at the repo root.
-#
+# Set up (or check) the project's environment in .venv/ at the repo root:
 #   bash tools/setup_env.sh          # idempotent: a second run only re-checks (a few seconds)
-#
-# What it does, in order, skipping each step that is already done:
-#   1. python3.11 -m venv .venv, with setuptools<82 (see requirements/build.txt);
-#   2. torch + torchvision (requirements/torch.txt);
-#   3. the rest of the pinned stack (requirements/stack.txt), mmpose --no-deps, openmim --no-deps,
-#      and the deploy extra (requirements/deploy.txt: onnx, onnxruntime);
-#   4. mmcv 2.1.0 with compiled ops, built from the sdist (patched to C++20 for torch>=2.14) and
-#      cached as a wheel under $MMPOSE_SAM_CACHE (default ~/.cache/mmpose-sam), keyed by the torch
-#      version and CPU/CUDA, so a re-run or a fresh clone on the same machine never rebuilds it.
-#      CUDA ops are built when nvcc is present and torch sees a GPU, or when FORCE_CUDA=1;
-#   5. this package in editable mode, then the environment check (tools/check_env.py).
-# Environment: PYTHON (interpreter for the venv, default python3.11 or python3), MMPOSE_SAM_CACHE,
-# FORCE_CUDA, MAX_JOBS (parallel compile jobs for mmcv), and which CUDA build of torch to install:
-#   TORCH_INDEX_URL  a PyTorch wheel index, e.g. https://download.pytorch.org/whl/cu126 for a node
-#                    whose driver is older than CUDA 13's 580 (README "Set-up and the two commands");
-#   TORCH_WHEELS     a folder with torch and torchvision wheels (an offline cluster).
-# Without either, PyPI's torch 2.14.1 (a CUDA 13.0 build, driver >= 580; also runs on CPUs), which is
-# what CI tests. The versions are always requirements/torch.txt's.
+# Steps (each skipped when done): venv, torch, the pinned stack (requirements/), mmcv 2.1.0 built
+# from its sdist and cached as a wheel under $MMPOSE_SAM_CACHE, this package (editable), then
+# tools/check_env.py. Environment: PYTHON, MMPOSE_SAM_CACHE (default ~/.cache/mmpose-sam),
+# FORCE_CUDA, MAX_JOBS, and TORCH_INDEX_URL (a PyTorch wheel index, e.g. .../whl/cu126 for an
+# older driver) or TORCH_WHEELS (a folder of torch wheels). README "Set-up and the two commands".
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

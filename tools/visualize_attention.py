@@ -2,18 +2,12 @@
 
     python tools/visualize_attention.py CONFIG CHECKPOINT [--input IMAGE_OR_FOLDER]
         [--bbox X1 Y1 X2 Y2 | --bbox-file DETECTIONS.json [--ann-file ANN.json] [--bbox-thr 0.3]]
-        [--out-dir outputs/attention] [--alpha 0.5] [--normalize] [--device cuda:0|cpu]
+        [--out-dir outputs/attention] [--normalize] [--device cuda:0|cpu]
 
-Each person (the ``--bbox``, else the ``--bbox-file`` boxes with ``score >= --bbox-thr``, matched
-to the image as in tools/demo.py, else the whole image) is cropped and warped to the model input
-size by the config's test pipeline and run through the backbone; a forward hook on each
-attention stage's sigmoid gate captures its map (mmpose_sam.apis.capture_spatial_attention).
-
-Writes, at the model input size (256x192 for the 256x192 configs), ``<stem>_stage{1..4}.png``:
-the map, resized and jet-coloured (blue 0 .. red 1, or each map's min..max with --normalize), over
-the crop; and ``<stem>_attention.png``: the crop and the overlays side by side, titled by stage and
-map resolution. Only stages with attention get pictures (see the config's attention_stages);
-with several people the stem is ``<stem>_person{k}`` (``--max-people 1``: the most confident only).
+Each person (``--bbox``, else the ``--bbox-file`` boxes matched as in tools/demo.py, else the
+whole image) is cropped by the test pipeline; each attention stage's sigmoid gate is captured and
+written, jet-coloured over the crop, as ``<stem>[_person{k}]_stage{1..4}.png``, with all stages
+side by side in ``<stem>_attention.png``. README "The model".
 """
 import argparse
 import sys
@@ -21,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
-import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+# First: importing mmpose_sam registers the plugin and quiets pkg_resources.
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
 from mmengine.device import get_device
@@ -52,7 +46,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--max-people', type=int,
                         help='keep only the N highest-scoring boxes of an image (1: one set of '
                         'pictures named <stem>_*.png per image)')
-    parser.add_argument('--alpha', type=float, default=0.5, help='weight of the colour map')
     parser.add_argument('--normalize', action='store_true',
                         help='colour each map from its own min to max instead of 0..1')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -109,8 +102,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         grids = []
         for index, prefix in enumerate(person_prefixes(args.out_dir, path.stem, len(crops))):
             person_maps = [StageMap(stage, batch_map[index]) for stage, batch_map in maps]
-            grids.append(save_attention_pictures(crops[index], person_maps, prefix, args.alpha,
-                                                 args.normalize)[-1])
+            grids.append(save_attention_pictures(crops[index], person_maps, prefix,
+                                                 normalize=args.normalize)[-1])
         sizes = ', '.join(f'stage {stage} {m.shape[-2]}x{m.shape[-1]}' for stage, m in maps)
         written = grids[0] if len(grids) == 1 else Path(
             args.out_dir, f'{path.stem}_person{{0..{len(grids) - 1}}}_attention.png')

@@ -1,17 +1,8 @@
-"""The spatial attention maps of an attention backbone, captured with forward hooks, and
-pictures of them.
+"""The spatial attention maps of any attention backbone, captured by forward hooks on each
+module's ``spatial_gate`` for one forward pass (the model keeps no state), and pictures of them.
 
-Every :class:`~mmpose_sam.models.AttentionModule` with a spatial map (the paper's
-:class:`~mmpose_sam.models.StageAttention`, :class:`~mmpose_sam.models.CBAM`) applies it through
-its ``spatial_gate`` (a sigmoid). A forward hook there sees the map itself, ``(B, 1, h, w)`` with
-values in (0, 1); the hooks live only for one forward pass, so the model keeps no state. The
-modules are found by type, wherever the backbone placed them, and named by the ``stage`` (and
-``branch``) the backbone gave them.
-
-Stages are numbered 1..4 as in the papers (ResNet's ``layer1``..``layer4``, HRNet's ``layer1``,
-``stage2``..``stage4``; ``attention_stages`` index + 1). A stage with attention on several
-resolution branches (HRNet) gives one map per branch, named ``'S.B'``: stage S, branch B, 1 the
-highest resolution.
+Stages are numbered 1..4 as in the papers (``attention_stages`` index + 1); a stage with attention
+on several resolution branches (HRNet) gives one map per branch, ``'S.B'`` (B=1 the highest).
 """
 from pathlib import Path
 from typing import List, NamedTuple, Sequence, Tuple, Union

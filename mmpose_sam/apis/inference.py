@@ -1,20 +1,6 @@
-"""Top-down inference on MMPose's inferencer, plus what it does not do for us.
-
-:class:`TopdownInferencer` is MMPose's ``Pose2DInferencer`` (images, folders, videos, webcams;
-MMDetection detectors; drawing; JSON predictions; progress bar) with a thin layer on top:
-
-- person boxes from a COCO results-format file (:class:`BBoxFile`); an image without boxes there
-  has no people, as in MMPose's datasets (the inferencer would pose the whole image instead, and
-  ignores its own ``bboxes`` argument in MMPose 1.3.2);
-- a corrupt or truncated image in a folder is reported in one line and skipped (the inferencer
-  would decode it to grey rows or stop with a traceback); an unreadable video is an error, not
-  zero frames;
-- a progress bar that knows the number of images or frames;
-- optionally the spatial attention maps of each person (SAMResNet models).
-
-Every problem with an input file is an :class:`~mmpose_sam.errors.InvalidInputError` whose message
-is one line, ``<path>: <problem>`` (the checks are in :mod:`.inputs`), so that a command line can
-print it instead of a traceback.
+"""Top-down inference on MMPose's ``Pose2DInferencer`` with what it lacks (docs/inference.md):
+person boxes from a COCO results file, bad images skipped in one line, a progress bar with a
+total, attention pictures.
 """
 import sys
 from pathlib import Path
@@ -28,8 +14,6 @@ from mmpose.apis.inferencers import Pose2DInferencer
 from mmpose_sam.errors import InvalidInputError
 from mmpose_sam.apis.inputs import (list_images, load_image, is_video, check_video, BBoxFile,
                                     select_boxes, PathLike)
-
-# The inferencer -------------------------------------------------------------------------------
 
 
 class _Sized:
@@ -47,30 +31,22 @@ class _Sized:
 
 class TopdownInferencer(Pose2DInferencer):
     """MMPose's ``Pose2DInferencer`` for top-down models, with person boxes from a detector, a
-    COCO results-format file or the whole image, and one-line errors for bad input.
-
-    Call it as MMPose's inferencer (a generator of results; see ``tools/demo.py``)::
-
-        inferencer = TopdownInferencer(config, checkpoint, bbox_file=BBoxFile('dets.json'))
-        for result in inferencer('images/', out_dir='outputs/demo', bbox_thr=0.3):
-            ...
+    COCO results-format file or the whole image, and one-line errors for bad input; called as
+    MMPose's inferencer (see ``tools/demo.py``).
 
     Args:
-        model: config file, ``Config``, or anything MMPose's inferencer takes.
-        weights: checkpoint file.
-        device: e.g. ``'cpu'``, ``'cuda:0'``; default: MMEngine's choice.
-        det_model: MMDetection config of a person detector (with ``det_weights``). Without one
-            (the default) the whole image is one person, unless ``bbox_file`` gives the boxes;
-            MMPose's default detector (a download) is never used. When the detector finds nobody,
-            MMPose poses the whole image.
-        det_weights: the detector's checkpoint.
-        det_cat_ids: the detector's person class(es); 0 for COCO-trained MMDetection models.
-        bbox_file: person boxes (``score >= bbox_thr``) by image file; an image without boxes
-            in it has no people. Takes precedence over ``det_model``.
-        attention_dir: if given, write each person's spatial attention pictures there
-            (:func:`~mmpose_sam.apis.save_attention_pictures`; models with spatial attention
-            only, not for video or webcam frames).
-        show_progress: show MMPose's progress bar (with a total for folders and videos).
+        model (str | Config): The config, or anything MMPose's inferencer takes.
+        weights (str, optional): The checkpoint.
+        device (str, optional): e.g. ``'cpu'``. Defaults to MMEngine's choice.
+        det_model (str, optional): MMDetection config of a person detector. Defaults to the
+            whole image as one person (MMPose's default detector, a download, is never used).
+        det_weights (str, optional): The detector's checkpoint.
+        det_cat_ids (int | Sequence[int]): The detector's person class(es). Defaults to 0.
+        bbox_file (BBoxFile, optional): Person boxes by image file; an image without boxes in it
+            has no people. Takes precedence over ``det_model``.
+        attention_dir (str | Path, optional): Where to write each person's spatial attention
+            pictures (images only, models with spatial attention).
+        show_progress (bool): MMPose's progress bar, with a total. Defaults to False.
     """
 
     def __init__(self,

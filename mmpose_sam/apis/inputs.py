@@ -1,23 +1,20 @@
-"""What a top-down demo reads besides the model: images, videos and person boxes from a file.
-
-MMPose's inferencer reads images and videos itself; these functions check them first, so that a
-missing, corrupt or truncated file (OpenCV decodes a truncated JPEG to grey rows, PIL's full
-decode reports it) or an unreadable video ends in one line before any model is built. Every
-problem is an :class:`~mmpose_sam.errors.InvalidInputError`, ``<path>: <problem>``. Boxes are
-``(N, 5)`` float32 arrays ``x1, y1, x2, y2, score`` throughout.
+"""What a top-down demo reads besides the model: images, videos and person boxes from a file,
+checked first so that a bad file ends in one line (:class:`~mmpose_sam.errors.InvalidInputError`,
+``<path>: <problem>``) before any model is built. Boxes are ``(N, 5)`` float32 ``x1, y1, x2,
+y2, score``.
 """
 import mimetypes
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
 from mmpose_sam.reliability.checkpoint import PARTIAL_PREFIX
 from mmpose_sam.reliability.data.coco_checks import (PERSON_CATEGORY_ID, check_detections,
-                                                     load_json)
+                                                     read_json)
 from mmpose_sam.reliability.data.image_checks import read_image
 from mmpose_sam.errors import InvalidInputError
 
@@ -88,10 +85,9 @@ def iter_images(path_or_paths: Union[PathLike, Sequence[Path]]) -> Iterator[Imag
     def generate():
         for path in paths:
             try:
-                item = ImageItem(path, load_image(path), None)
+                yield ImageItem(path, load_image(path), None)
             except InvalidInputError as error:
-                item = ImageItem(path, None, error)
-            yield item
+                yield ImageItem(path, None, error)
 
     return generate()
 
@@ -116,14 +112,6 @@ def check_video(path: PathLike) -> None:
 # Boxes ----------------------------------------------------------------------------------------
 
 
-def _read_json(path: PathLike) -> Any:
-    """The parsed file, or the data checks' one-line problem as an :class:`InvalidInputError`."""
-    data, problem = load_json(str(path))
-    if problem:
-        raise InvalidInputError(str(problem))
-    return data
-
-
 def load_bbox_file(path: PathLike) -> Dict[int, np.ndarray]:
     """Read person detections in COCO results format: a list of ``{"image_id", "bbox": [x, y,
     w, h], "score", "category_id"}``, as MMPose's ``COCO_val2017_detections_AP_H_56_person.json``,
@@ -133,7 +121,7 @@ def load_bbox_file(path: PathLike) -> Dict[int, np.ndarray]:
         ``{image_id: (N, 5) boxes x1, y1, x2, y2, score}`` in file order. Entries whose
         ``category_id`` is not person (1) are dropped.
     """
-    entries = _read_json(path)
+    entries = read_json(str(path))
     errors = [problem for problem in check_detections(entries, str(path)).problems
               if problem.is_error]
     if errors:
@@ -149,7 +137,7 @@ def load_bbox_file(path: PathLike) -> Dict[int, np.ndarray]:
 def load_image_ids(ann_file: PathLike) -> Dict[str, int]:
     """``{file name: image id}`` from the ``images`` of a COCO annotation file (base names, so
     that ``file_name`` values with a folder still match)."""
-    annotations = _read_json(ann_file)
+    annotations = read_json(str(ann_file))
     try:
         return {Path(image['file_name']).name: int(image['id']) for image in annotations['images']}
     except (TypeError, KeyError, ValueError):

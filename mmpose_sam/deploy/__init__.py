@@ -1,16 +1,7 @@
-"""Deployment: ONNX export of a top-down heatmap model and an onnxruntime backend.
-
-- :mod:`.export` (``tools/deploy/export_onnx.py``): backbone + head, images in, heatmaps out, a
-  dynamic batch axis, and everything a runtime needs in the model's ``metadata_props``
-  (:mod:`.metadata`);
-- :mod:`.onnxruntime_model`: :class:`~.onnxruntime_model.OnnxPoseModel` runs such a file on a
-  float32 NCHW batch with onnxruntime alone (numpy, no torch);
-- :mod:`.inferencer` (``tools/demo.py --backend onnxruntime``): MMPose's inferencer with the
-  network in onnxruntime: MMPose's transforms, codec and visualizer, no PyTorch model.
-
-onnx and onnxruntime are optional (``pip install -e .[deploy]``): ``import mmpose_sam`` never
-imports this package, and this package imports them only when a function needs them, through
-:func:`import_optional`, whose error says how to install them.
+"""ONNX export of a top-down heatmap model (:mod:`.export`, :mod:`.metadata`) and its onnxruntime
+backend (:mod:`.onnxruntime_model`, :mod:`.inferencer`); docs/inference.md. onnx and onnxruntime
+are optional: ``import mmpose_sam`` never imports this package, which imports them through
+:func:`import_optional` only when needed.
 """
 import importlib
 from types import ModuleType

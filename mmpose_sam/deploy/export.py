@@ -1,20 +1,10 @@
-"""ONNX export of a top-down heatmap model: the network only (backbone + head), no decoding.
-
-Why ``torch.onnx`` and not MMDeploy, the ecosystem's tool (tried with MMDeploy 1.3.1, its last
-release, on torch 2.14; docs/inference.md has the details): its ``torch2onnx`` calls
-``torch.onnx.export`` without ``dynamo=False``, and torch >= 2.9 then takes the dynamo exporter,
-which needs ``onnxscript`` and bypasses MMDeploy's TorchScript rewriters; and its wheel requires
-``protobuf<=3.20.2``, which no onnx that reads our models' opsets accepts (onnx 1.23 needs
-protobuf>=6.31). For a heatmap model MMDeploy exports what this module does: the network, images
-in, heatmaps out, decoding left to the runtime.
-
-The file follows MMDeploy's conventions where they exist (input ``input``, NCHW float32 after the
-data preprocessor; opset 17 rather than 11 for torch 2.14's exporter) and has a dynamic batch
-axis; :mod:`.metadata` lists what it records about itself.
+"""ONNX export of a top-down heatmap model: the network only (backbone + head), no decoding, with a
+dynamic batch axis and :mod:`.metadata`. ``torch.onnx`` directly, since MMDeploy 1.3.1 does not
+work with this stack (docs/inference.md); MMDeploy's input name and layout are kept.
 """
 import time
 from pathlib import Path
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Union
 
 import numpy as np
 import torch
@@ -81,8 +71,7 @@ def export_onnx(model: nn.Module,
                         'the export handles heatmap heads only')
 
     start = time.perf_counter()
-    # First: a config the metadata cannot hold fails before the file is written.
-    try:
+    try:  # before the file is written
         metadata = pose_metadata(model.cfg, model.dataset_meta, checkpoint)
     except ValueError as error:  # a config value JSON cannot hold (a class, a function)
         raise UserError(f'{getattr(model.cfg, "filename", None) or "the config"}: {error}') \
@@ -103,25 +92,18 @@ def export_onnx(model: nn.Module,
     return ExportReport(out_file, out_file.stat().st_size, seconds, tuple(output.shape[1:]))
 
 
-def onnxruntime_difference(model: nn.Module,
-                           onnx_file: Union[str, Path],
-                           inputs: Optional[torch.Tensor] = None,
-                           batch: int = 2,
-                           seed: int = 0) -> float:
-    """Largest absolute difference between the PyTorch network's heatmaps and onnxruntime's, on
-    ``inputs`` (normalised crops) or on a random batch of ``batch`` crops.
+def onnxruntime_difference(model: nn.Module, onnx_file: Union[str, Path], batch: int = 2) -> float:
+    """Largest absolute difference between the PyTorch network's heatmaps and onnxruntime's on a
+    random (seeded) batch of ``batch`` crops.
 
     Raises:
         UserError: onnxruntime is not installed.
     """
     from mmpose_sam.deploy.onnxruntime_model import OnnxPoseModel
     session = OnnxPoseModel(onnx_file, providers=['CPUExecutionProvider'])
-    if inputs is None:
-        width, height = session.input_size
-        generator = torch.Generator().manual_seed(seed)
-        inputs = torch.randn(batch, 3, height, width, generator=generator)
-    network = HeatmapNetwork(model.cpu().eval())
+    width, height = session.input_size
+    inputs = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        expected = network(inputs.float()).numpy()
-    actual = session.run(inputs.float().numpy())
+        expected = HeatmapNetwork(model.cpu().eval())(inputs).numpy()
+    actual = session.run(inputs.numpy())
     return float(np.abs(actual - expected).max())

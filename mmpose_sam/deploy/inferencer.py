@@ -1,19 +1,10 @@
 """The demo's inferencer with the network in onnxruntime: no PyTorch model is built.
 
-:class:`OnnxTopdownInferencer` is :class:`~mmpose_sam.apis.TopdownInferencer` (MMPose's
-``Pose2DInferencer``: inputs, detector or bbox file, test pipeline, visualizer, JSON) whose
-``model`` is an :class:`OnnxTopdownEstimator`: the config and ``dataset_meta`` come from the ONNX
-file's metadata, MMPose's data preprocessor normalises the crops, onnxruntime computes the
-heatmaps, and MMPose's codec decodes them, with the flip test if the config asks for it, exactly
-as ``TopdownPoseEstimator`` with a ``HeatmapHead`` does.
-
-The config in an ONNX file is data (:mod:`.metadata`): ``Config(dict)``, never MMEngine's config
-parser (which runs a Python config). Building the pipeline, codec and visualizer from it must not
-run code either, and MMEngine's registries would: a ``type`` that no registry holds is imported by
-its dotted name (``type='subprocess.getoutput'`` is called), a ``_scope_`` or ``default_scope``
-imports ``<scope>.registry``. :func:`exported_config` therefore refuses dotted types, foreign
-scopes and ``custom_imports``, and the inferencer is built with that import fallback switched
-off (:func:`registered_types_only`).
+The ONNX file's config is data (:mod:`.metadata`), and building the pipeline, codec and
+visualizer from it must not run code either, which MMEngine's registries would: a ``type`` no
+registry holds is imported by its dotted name, a ``_scope_`` imports ``<scope>.registry``. So
+:func:`exported_config` refuses dotted types, foreign scopes and ``custom_imports``, and the
+inferencer builds with that import fallback off (:func:`registered_types_only`).
 """
 import re
 from contextlib import contextmanager

@@ -1,11 +1,7 @@
 """What an exported model records about itself, in its ONNX ``metadata_props``, and reading it back.
 
-ONNX metadata is string -> string. Every value here is JSON (``checkpoint`` is plain text), and
-reading a file only ever parses it (``json.loads``): nothing in an ONNX file is executed, not even
-its config, which is the config's data (``Config.to_dict()``), not MMEngine's Python config text.
-A runtime without MMPose needs only the first rows; MMPose's inferencer (``tools/demo.py
---backend onnxruntime``) rebuilds its test pipeline, codec and visualizer from ``config`` and
-``dataset_meta`` (:func:`~.inferencer.exported_config` checks that config first).
+Every value is JSON (``checkpoint`` is text), and reading only parses it: nothing in an ONNX file
+is executed, not even ``config``, which is the config's data, not MMEngine's Python text.
 
 =====================  =====================================================================
 key                    value

@@ -1,12 +1,5 @@
-"""An exported pose network in onnxruntime: float32 NCHW crops in, heatmaps out (numpy only).
-
-This module uses numpy and onnxruntime only (no torch, no MMPose calls), so that the same class
-serves a PyTorch-free runtime (copy it, with :mod:`.metadata`), the benchmark
-(``tools/benchmark_inference.py``) and the onnxruntime inferencer (:mod:`.inferencer`)::
-
-    model = OnnxPoseModel('sam_r50.onnx')
-    heatmaps = model.run(model.preprocess(crops))   # crops: BGR uint8, model.input_size
-    model.metadata['keypoint_names'], model.metadata['codec']
+"""An exported pose network in onnxruntime, with numpy and onnxruntime only (no torch, no MMPose),
+so that a PyTorch-free runtime can copy it with :mod:`.metadata` (docs/inference.md).
 """
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -22,20 +15,15 @@ class OnnxPoseModel:
     """An ONNX model written by :func:`~mmpose_sam.deploy.export.export_onnx`, in onnxruntime.
 
     Args:
-        path: the ``.onnx`` file.
-        providers: onnxruntime execution providers in order of preference; default: CUDA
-            where this onnxruntime has it, then the CPU.
-        threads: intra-op threads (default: onnxruntime's, one per core).
+        path (str | Path): The ``.onnx`` file.
+        providers (Sequence[str], optional): onnxruntime execution providers in order of
+            preference. Defaults to CUDA where this onnxruntime has it, then the CPU.
+        threads (int, optional): Intra-op threads. Defaults to onnxruntime's.
 
-    Attributes:
-        metadata: the exported metadata as values (:func:`~.metadata.parse_metadata`):
-            ``input_size`` ``[w, h]``, ``mean``, ``std``, ``bgr_to_rgb``, ``codec``,
-            ``keypoint_names``, ``skeleton_links``, ``dataset_meta``, ``config`` (the config's
-            data, a dict: JSON parsed, never executed), ...
+    ``metadata`` holds the parsed values of :func:`~.metadata.parse_metadata`.
 
     Raises:
-        InvalidInputError: no such file, not an ONNX model, or not one of ours (no or bad
-            metadata, or metadata of format 1, whose config is Python code: re-export it).
+        InvalidInputError: no such file, not an ONNX model, or not one of ours.
         UserError: onnxruntime is not installed.
     """
 

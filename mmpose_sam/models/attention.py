@@ -1,16 +1,7 @@
 """Attention modules that a backbone places after its stages, built from the config's
-``attention=dict(type=...)`` through MMPose's registry.
-
-The paper's module (Tran et al., "Efficient Spatial-Attention module for human pose estimation",
-Sec. 3.1, Fig. 2) is :class:`StageAttention`: channel attention, then spatial attention, then a
-residual add. It follows CBAM (channel then spatial, combined by element-wise multiplication) with
-two differences the paper makes: the spatial map is pooled by channel *average* only, and its 7x7
-conv is replaced by two 3x3 convs. The controls an attention paper is judged against are here too:
-:class:`CBAM` (Woo et al. 2018) and :class:`SEAttention` (the channel gate alone, Hu et al. 2018).
-
-Every such module is an :class:`AttentionModule`, which is how tools find them in any backbone
-(attention pictures, MAC counts, the checkpoint fit check) without knowing where a backbone keeps
-its stages.
+``attention=dict(type=...)`` (README "The model"): the paper's :class:`StageAttention` and the
+controls :class:`CBAM` and :class:`SEAttention`. Every one is an :class:`AttentionModule`, which
+is how the tools find them in any backbone.
 """
 import re
 from typing import Iterable, Optional, Sequence, Tuple
@@ -30,7 +21,7 @@ SPATIAL_POOLINGS = ('avg', 'avg+max')
 _ATTENTION_KEY = re.compile(r'^(.*?\.)(?:channel|spatial)\.')
 
 
-def _check_choice(name: str, value, allowed: Sequence) -> None:
+def check_choice(name: str, value, allowed: Sequence) -> None:
     if value not in allowed:
         raise ValueError(f'{name} must be one of {", ".join(map(repr, allowed))}, got {value!r}')
 
@@ -49,20 +40,11 @@ def attention_key_prefixes(keys: Iterable[str]) -> Tuple[str, ...]:
 
 class AttentionModule(BaseModule):
     """Base class of the modules a backbone places after a stage: ``(N, C, H, W)`` in, the same
-    shape out, built as ``MODELS.build(dict(attention_cfg, channels=C))``.
-
-    Subclasses keep their weights under children named ``channel`` and/or ``spatial``
-    (:func:`attention_key_prefixes` relies on it) and provide:
-
-    - :attr:`spatial_gate`: the submodule whose output is the spatial attention map,
-      ``(N, 1, H, W)`` in (0, 1) (a forward hook on it sees the map itself), or ``None`` for
-      channel-only modules;
-    - :meth:`elementwise_ops`: the element-wise work that MAC counters do not see;
-    - :attr:`label`: a short name for tables (``'sam-3x3+3x3'``, ``'cbam'``, ``'se'``).
-
-    ``stage`` (1-based, as in the papers) and ``branch`` (0-based resolution branch of a
-    multi-resolution backbone, ``None`` otherwise) say where the backbone placed the module; the
-    backbone sets them when it builds it.
+    shape out. Subclasses keep their weights under children named ``channel`` and/or ``spatial``
+    (:func:`attention_key_prefixes` relies on it) and provide :attr:`spatial_gate` (the submodule
+    whose output is the ``(N, 1, H, W)`` map, or ``None``), :meth:`elementwise_ops` and
+    :attr:`label` (``'sam-3x3+3x3'``, ``'cbam'``, ``'se'``). The backbone sets ``stage``
+    (1-based) and ``branch`` (0-based resolution branch, or ``None``).
 
     Args:
         channels (int): Channels ``C`` of the stage output.
@@ -91,9 +73,7 @@ class AttentionModule(BaseModule):
 
 @MODELS.register_module()
 class ChannelAttention(SELayer):
-    """Squeeze-and-excitation channel gate, MMPose's :class:`~mmpose.models.backbones.utils.SELayer`
-    (GAP -> 1x1 conv C->C/r -> ReLU -> 1x1 conv C/r->C -> sigmoid, multiplied onto the input),
-    which is the paper's channel attention module (CAM), with the ratio checked.
+    """The paper's channel attention: MMPose's squeeze-and-excitation ``SELayer``, ratio checked.
 
     Args:
         channels (int): Number of input (and output) channels ``C``.
@@ -117,24 +97,17 @@ class SpatialAttention(BaseModule):
     """Spatial gate: pool over channels -> conv(s) -> sigmoid, multiplied onto the input.
 
     Args:
-        kernel (str): The conv stack on the pooled map, the variants of the paper's Table 1:
+        kernel (str): The convs on the pooled map (the paper's Table 1): ``'3x3+3x3'`` (two in
+            sequence, the paper's), ``'3x3//3x3'`` (two in parallel, summed) or ``'7x7'``.
+        pooling (str): ``'avg'`` (the paper: channel average) or ``'avg+max'`` (CBAM).
 
-            - ``'3x3+3x3'``: two 3x3 convs in sequence (the paper's choice, after VGG: the
-              receptive field of a 5x5 conv with fewer weights). The paper names no activation
-              between them and none is used: a ReLU on a one-channel map dies easily.
-            - ``'3x3//3x3'``: two 3x3 convs in parallel, summed.
-            - ``'7x7'``: one 7x7 conv, as in CBAM and the authors' earlier attention module.
-        pooling (str): ``'avg'`` (the paper: channel average, an H x W x 1 map) or
-            ``'avg+max'`` (CBAM: average and max maps stacked, H x W x 2).
-
-    The sigmoid is the submodule ``gate``: a forward hook on it sees the attention map itself
-    (``tools/visualize_attention.py`` uses this).
+    The sigmoid is the submodule ``gate``, so a forward hook on it sees the map itself.
     """
 
     def __init__(self, kernel: str = '3x3+3x3', pooling: str = 'avg'):
         super().__init__()
-        _check_choice('kernel', kernel, SPATIAL_KERNELS)
-        _check_choice('pooling', pooling, SPATIAL_POOLINGS)
+        check_choice('kernel', kernel, SPATIAL_KERNELS)
+        check_choice('pooling', pooling, SPATIAL_POOLINGS)
         self.kernel, self.pooling = kernel, pooling
         in_channels = 1 if pooling == 'avg' else 2
         if kernel == '7x7':
@@ -179,10 +152,9 @@ class StageAttention(AttentionModule):
         spatial_pooling (str): See :class:`SpatialAttention`. Defaults to ``'avg'``.
         residual (bool): Add the stage output back (the paper). ``False`` returns the attended
             features alone, for ablation. Defaults to ``True``.
-        identity_init (bool): Scale the attended branch by a learnable scalar that starts at 0, so
-            the module is an exact identity at initialisation and pretrained backbone features
-            pass through unchanged; the network then learns how much attention to add. Needs
-            ``residual=True``. Defaults to ``False`` (the paper's plain add).
+        identity_init (bool): Scale the attended branch by a learnable scalar that starts at 0:
+            an exact identity at initialisation, so pretrained features pass through unchanged.
+            Needs ``residual=True``. Defaults to ``False`` (the paper's plain add).
     """
 
     def __init__(self,
@@ -267,10 +239,8 @@ class _CBAMSpatialGate(BaseModule):
 
 @MODELS.register_module()
 class CBAM(AttentionModule):
-    """CBAM (Woo et al., ECCV 2018), the control the paper's module derives from: channel gate
-    on average- and max-pooled features, then spatial gate on the channel average and max with
-    one 7x7 conv; no residual add (in CBAM the residual is the block's). Written after timm's
-    ``layers/cbam.py`` (``CbamModule``): bias-free MLP, batch norm after the 7x7 conv.
+    """CBAM (Woo et al., ECCV 2018), the control the paper's module derives from, after timm's
+    ``layers/cbam.py``; no residual add (in CBAM the residual is the block's).
 
     Args:
         channels (int): Channels of the stage output.
@@ -311,9 +281,8 @@ class CBAM(AttentionModule):
 
 @MODELS.register_module()
 class SEAttention(AttentionModule):
-    """The squeeze-and-excitation channel gate alone (Hu et al., CVPR 2018) after a stage,
-    ``x * gate(x)``: the paper's module without its spatial attention and residual add, and the
-    channel-only control (MMPose's ``SEResNet`` puts the same gate inside every block instead).
+    """The squeeze-and-excitation channel gate alone (Hu et al., CVPR 2018) after a stage: the
+    paper's module without its spatial attention and residual add.
 
     Args:
         channels (int): Channels of the stage output.

@@ -5,4 +5,6 @@
 - :mod:`.data`: COCO annotation, detection and image checks, and the dataset that runs them;
 - :mod:`.hooks`: divergence, preemption, an unusable GPU, a killed loader worker.
 """
-from mmpose_sam.reliability import checkpoint, data, hooks  # noqa: F401  (registers)
+from mmpose_sam.reliability import checkpoint, data, hooks  # they register
+
+__all__ = ['checkpoint', 'data', 'hooks']

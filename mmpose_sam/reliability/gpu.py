@@ -47,12 +47,14 @@ def _runs_on(arch_list: List[str], major: int, minor: int) -> bool:
             or any(p <= capability for p in ptx))
 
 
-def gpu_problem(torch, gpus: List[Tuple[str, str]]) -> Optional[Tuple[str, str]]:
+def gpu_problem(torch, gpus: Optional[List[Tuple[str, str]]] = None
+                ) -> Optional[Tuple[str, str]]:
     """``(problem, fix)`` when a GPU is there but this torch cannot use it, else None.
 
     ``CUDA_VISIBLE_DEVICES=`` (empty) is a deliberate CPU run and never a problem. A GPU torch
     can see is checked against the architectures the build was compiled for (CUDA 13 builds
-    dropped Volta and older)."""
+    dropped Volta and older); otherwise ``gpus`` (default: :func:`listed_gpus`, only run when
+    torch sees no GPU) are the GPUs that should have been seen."""
     if os.environ.get('CUDA_VISIBLE_DEVICES') == '':
         return None
     build = f'torch {torch.__version__} (CUDA {torch.version.cuda or "none: a CPU build"})'
@@ -66,6 +68,7 @@ def gpu_problem(torch, gpus: List[Tuple[str, str]]) -> Optional[Tuple[str, str]]
                         f'({" ".join(arch_list)}).',
                         f'install a torch build for it: {OLDER_DRIVER_TORCH}')
         return None
+    gpus = listed_gpus() if gpus is None else gpus
     if not gpus:
         return None
     names = ', '.join(sorted({name for name, _ in gpus}))

@@ -18,21 +18,13 @@ def _inputs_to_channels_last(module, args, data: dict) -> dict:
 
 @HOOKS.register_module()
 class ChannelsLastHook(Hook):
-    """Put the model's 4-D weights and every batch its data preprocessor makes in channels_last.
+    """Put the model's 4-D weights and every batch its data preprocessor makes in channels_last
+    (NHWC, the layout of tensor cores and oneDNN: no transposes around each convolution;
+    README "Training speed").
 
-    Tensor cores (bf16/fp16 on Volta and newer GPUs) and oneDNN on CPUs compute convolutions in
-    NHWC. Given NCHW tensors, cuDNN transposes inputs, outputs and weights around every
-    convolution, which for a ResNet under bf16 costs about as much as the convolutions themselves.
-    In NHWC the whole network, batch norm and element-wise ops included, runs without those
-    transposes. The numbers are the same up to floating-point summation order.
-
-    The conversion happens in ``before_run``, after the runner has built (and, for DDP, wrapped)
-    the model: the parameter objects stay the same, so the optimizer keeps them; DDP rebuilds its
-    gradient buckets from the new strides after its first iteration. A forward hook on
-    ``model.data_preprocessor`` converts each batch, so training, validation and testing all run
-    in NHWC.
-
-    Use it in a config as ``custom_hooks = [dict(type='ChannelsLastHook')]``.
+    Converted in ``before_run``, after the runner built (and DDP wrapped) the model: the parameter
+    objects stay the same, so the optimizer keeps them. A forward hook on the data preprocessor
+    converts training, validation and test batches alike.
     """
 
     priority = 'VERY_HIGH'  # before any hook that might run the model in before_run

@@ -8,12 +8,9 @@ from torch import nn
 
 @MODEL_WRAPPERS.register_module()
 class AnyDeviceDistributedDataParallel(MMDistributedDataParallel):
-    """MMEngine's ``MMDistributedDataParallel``, also for a module on the CPU.
-
-    MMEngine 0.10.7's ``Runner.wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to every
-    ``DistributedDataParallel`` subclass, which torch refuses for a module on the CPU: here a CPU
-    module gets none. A module on a GPU is wrapped exactly as MMEngine does. (The process group of
-    a CPU run is :mod:`mmpose_sam.upstream.distributed`'s.)
+    """MMEngine's ``MMDistributedDataParallel``, also for a module on the CPU: MMEngine 0.10.7
+    passes ``device_ids=[LOCAL_RANK]``, which torch refuses for a CPU module, so that one gets
+    none. (A CPU run's process group is :mod:`mmpose_sam.upstream.distributed`'s.)
 
     Args:
         module (nn.Module): The model to wrap.

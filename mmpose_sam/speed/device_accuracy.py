@@ -1,23 +1,9 @@
-"""MMPose's heatmap head with its training accuracy (``acc_pose``) computed on the device, and bf16
-heatmaps decoded (:class:`DeviceAccuracyMixin`, :class:`DeviceAccuracyHeatmapHead`).
+"""``model.train_cfg.compute_acc='device'``: MMPose's training ``acc_pose`` in torch on the
+heatmaps' device (README "Training speed"), next to MMPose's True (numpy: the whole batch of
+heatmaps copied to the host, a wait every iteration) and False.
 
-``HeatmapHead.loss`` logs ``acc_pose``, a PCK@0.05 between the argmax of the predicted and target
-heatmaps, every iteration. MMPose 1.3.2 computes it in numpy: all heatmaps of the batch are copied
-to the host (64 x 17 x 64 x 48 floats at 256x192) and the CPU waits for the GPU to get there, once
-per iteration. That wait is a host-device synchronisation: the CPU can no longer queue the next
-iteration's work while the GPU runs this one, so data loading and kernel launches stop overlapping
-with compute.
-
-MMPose's own switch ``model.train_cfg.compute_acc`` (True by default, False to skip) gains a third
-value here, ``'device'``: the same number, computed by :func:`heatmap_pck_accuracy` in torch on the
-heatmaps' device and returned as a tensor that nothing reads back until the logger does. True and
-False keep MMPose's results.
-
-Under bf16 autocast (:class:`~mmpose_sam.speed.amp.BF16AmpOptimWrapper`) the head's heatmaps are
-bfloat16, which numpy has no type for: MMPose's ``to_numpy`` (numpy accuracy, ``decode``) failed
-on the first iteration with ``TypeError: Got unsupported ScalarType BFloat16`` (seen on an H200
-with SimpleBaseline and SAM alike). The mixin hands numpy and decoding float32 heatmaps; losses
-never go through numpy, so training is untouched.
+Under bf16 autocast the heatmaps are bfloat16, which numpy has no type for (MMPose's ``to_numpy``
+failed with ``TypeError: Got unsupported ScalarType BFloat16``): numpy and decoding get float32.
 """
 from typing import Tuple
 
@@ -44,12 +30,8 @@ def _heatmap_argmax(heatmaps: Tensor) -> Tensor:
 def heatmap_pck_accuracy(output: Tensor, target: Tensor, mask: Tensor,
                          thr: float = 0.05) -> Tensor:
     """MMPose's ``pose_pck_accuracy(output, target, mask, thr)[1]`` as a 0-d tensor on the
-    heatmaps' device: the mean over keypoints (those with at least one visible instance) of the
-    share of visible instances whose argmax lies within ``thr`` of the target's argmax.
-
-    Distances are normalised by ``(H, W)`` applied to ``(x, y)``, exactly as MMPose does (its
-    ``normalize`` defaults to ``[H, W]`` against ``x, y`` locations), so the numbers match the
-    numpy version's.
+    heatmaps' device. Distances are normalised by ``(H, W)`` applied to ``(x, y)``, as MMPose's
+    default ``normalize`` does, so the numbers match.
 
     Args:
         output (Tensor): ``(N, K, H, W)`` predicted heatmaps (any float dtype).
@@ -72,25 +54,15 @@ def heatmap_pck_accuracy(output: Tensor, target: Tensor, mask: Tensor,
 
 
 class DeviceAccuracyMixin:
-    """For a subclass of MMPose's ``HeatmapHead``: ``train_cfg.compute_acc='device'`` (accuracy in
-    torch, :func:`heatmap_pck_accuracy`) next to MMPose's True (numpy ``pose_pck_accuracy``) and
-    False (none), and bf16 heatmaps upcast before numpy or decoding. Put it first among the bases:
-    ``class Head(DeviceAccuracyMixin, HeatmapHead)``."""
+    """``compute_acc='device'`` and float32 decoding for a subclass of MMPose's ``HeatmapHead``;
+    put it first among the bases: ``class Head(DeviceAccuracyMixin, HeatmapHead)``."""
 
     def loss(self,
              feats: Tuple[Tensor],
              batch_data_samples: OptSampleList,
              train_cfg: ConfigType = {}) -> dict:
-        """MMPose's ``HeatmapHead.loss``, with ``acc_pose`` as ``train_cfg.compute_acc`` says.
-
-        Args:
-            feats (Tuple[Tensor]): The multi-stage features.
-            batch_data_samples (List[PoseDataSample]): The batch's data samples.
-            train_cfg (dict): ``compute_acc``: ``'device'``, True (MMPose's default) or False.
-
-        Returns:
-            dict: ``loss_kpt`` and, unless ``compute_acc`` is False, ``acc_pose``.
-        """
+        """MMPose's ``HeatmapHead.loss``, with ``acc_pose`` as ``train_cfg.compute_acc``
+        (``'device'``, True or False) says."""
         pred_fields = self.forward(feats)
         gt_heatmaps = torch.stack([d.gt_fields.heatmaps for d in batch_data_samples])
         keypoint_weights = torch.cat(
@@ -109,14 +81,7 @@ class DeviceAccuracyMixin:
         return losses
 
     def decode(self, batch_outputs: Tensor) -> InstanceList:
-        """MMPose's ``decode``, given float32 where the heatmaps are bfloat16.
-
-        Args:
-            batch_outputs (Tensor): ``(N, K, H, W)`` heatmaps.
-
-        Returns:
-            List[InstanceData]: The decoded keypoints of each sample.
-        """
+        """MMPose's ``decode``, given float32 where the heatmaps are bfloat16."""
         if isinstance(batch_outputs, Tensor) and batch_outputs.dtype == torch.bfloat16:
             batch_outputs = batch_outputs.float()
         return super().decode(batch_outputs)

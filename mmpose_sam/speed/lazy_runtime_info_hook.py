@@ -5,23 +5,17 @@ import torch
 from mmengine.hooks import LoggerHook, RuntimeInfoHook
 
 from mmpose.registry import HOOKS
+from mmpose_sam.reliability.hooks.collectives import read_back
 
 
 @HOOKS.register_module()
 class LazyRuntimeInfoHook(RuntimeInfoHook):
-    """``RuntimeInfoHook`` that passes the model's outputs (``loss``, ``acc_pose``...) to the
-    message hub in batches instead of one ``.item()`` per value per iteration.
+    """``RuntimeInfoHook`` that reads the model's outputs (``loss``, ``acc_pose``...) back in one
+    transfer per log interval instead of one ``.item()`` (a host-device wait) per value per
+    iteration (README "Training speed").
 
-    Each ``.item()`` of a CUDA tensor waits for the GPU to finish everything queued before it: a
-    host-device synchronisation per iteration, after which the CPU starts loading and launching
-    the next iteration only when the GPU has gone idle. This hook keeps the detached output tensors
-    and reads them all back with one transfer every ``interval`` iterations, at the end of each
-    epoch, before a checkpoint is saved and when training ends. The message hub receives the same
-    values, one per iteration, in the same order, before the logger reads them, so logs, the JSON
-    scalars and checkpoints are unchanged.
-
-    Replace MMEngine's default with ``default_hooks = dict(runtime_info=dict(type=
-    'LazyRuntimeInfoHook'))``.
+    It also flushes at the end of each epoch, before a checkpoint is saved and when training
+    ends: the message hub gets the same values in the same order before the logger reads them.
 
     Args:
         interval (int, optional): Iterations between read-backs. Defaults to None: the
@@ -62,13 +56,8 @@ class LazyRuntimeInfoHook(RuntimeInfoHook):
     def flush(self, runner) -> None:
         """Pass every pending value to the message hub (one device-to-host transfer)."""
         pending, self._pending = self._pending, []
-        tensors = [v for outputs in pending for v in outputs.values()
-                   if isinstance(v, torch.Tensor)]
-        if tensors:
-            device = tensors[0].device
-            read = iter(torch.stack([t.to(device, torch.float32).reshape(())
-                                     for t in tensors]).tolist())
-        for outputs in pending:
+        read = read_back({(index, key): value for index, outputs in enumerate(pending)
+                          for key, value in outputs.items() if isinstance(value, torch.Tensor)})
+        for index, outputs in enumerate(pending):
             for key, value in outputs.items():
-                runner.message_hub.update_scalar(
-                    f'train/{key}', next(read) if isinstance(value, torch.Tensor) else value)
+                runner.message_hub.update_scalar(f'train/{key}', read.get((index, key), value))

@@ -1,24 +1,12 @@
-"""Move a training batch to the device as a few stacked tensors instead of hundreds of small ones.
+"""Move a training batch to the device as a few stacked tensors instead of hundreds of small ones
+(README "Training speed": with ``pseudo_collate`` each of a batch's 192 tensors crossed from the
+loader worker on its own shared-memory descriptor, about 1 ms each).
 
-MMPose's configs collate with MMEngine's ``pseudo_collate``: a batch of 64 crops arrives as 64
-image tensors plus, inside the 64 ``PoseDataSample``\\ s, 64 target heatmaps and 64 keypoint-weight
-tensors. Every one of those 192 tensors crosses from the DataLoader worker to the main process
-through its own shared-memory file descriptor, and Python's ``multiprocessing`` hands each
-descriptor over on a fresh, authenticated socket connection. Measured in the main process on this
-project's 2-core machine (COCO 256x192 pipeline, batch 64, the worker already ahead):
-160-260 ms to receive one batch, about 1 ms per tensor, most of it in those connections. The main
-process then copies the 192 tensors to the GPU one by one and normalises 64 images one by one.
-That, not the augmentation arithmetic, is what kept end-to-end training far below the model's
-own speed.
-
-:func:`stack_collate` (a ``collate_fn``) stacks the crops into one ``(N, C, H, W)`` uint8 tensor in
-the worker, and every tensor field that the data samples share with one shape (``heatmaps``,
-``keypoint_weights``) into one tensor each under ``data['stacked_fields']``, removed from the
-samples: three tensors cross per batch instead of 192. :class:`StackedPoseDataPreprocessor`
-moves each to the device in one copy (asynchronous with ``non_blocking=True`` and the loader's
-``pin_memory=True``), normalises the batch in one go, and puts per-sample views of the stacked
-fields back into the data samples, so MMPose's heads see exactly what ``pseudo_collate`` gave
-them. Batches from ``pseudo_collate`` (testing, the inferencer) take MMPose's path unchanged.
+:func:`stack_collate` stacks the crops and every same-shape tensor field of the data samples
+(``heatmaps``, ``keypoint_weights``) in the worker; :class:`StackedPoseDataPreprocessor` copies
+each to the device at once, normalises the batch in one go and puts per-sample views back into
+the data samples, so MMPose's heads see what ``pseudo_collate`` gave them. ``pseudo_collate``
+batches (testing, the inferencer) take MMPose's path unchanged.
 """
 import math
 from contextlib import contextmanager
@@ -77,10 +65,8 @@ class StackedPoseDataPreprocessor(PoseDataPreprocessor):
     do not wait for the work already queued there.
     """
 
-    # MMEngine's `compile=True` compiles the whole train_step. Data samples are Python objects
-    # whose metainfo MMPose deep-copies (numpy arrays in it), which TorchDynamo cannot trace: it
-    # fails instead of falling back. Copying and normalising a batch gains nothing from compiling,
-    # so this runs eagerly and the network after it is compiled.
+    # Eager under MMEngine's `compile=True`: TorchDynamo fails (rather than falling back) on the
+    # deep copies of the data samples' metainfo, and copying a batch gains nothing from compiling.
     @torch.compiler.disable
     def forward(self, data: dict, training: bool = False) -> dict:
         stacked = data.get(STACKED_FIELDS) or {}

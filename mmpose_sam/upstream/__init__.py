@@ -1,25 +1,9 @@
-"""The fixes for MMEngine that no registered name can reach: opt-in, version-gated, listed.
+"""The fixes for MMEngine that no registered name can reach: opt-in (only our configs import this
+package), version-gated and listed in :data:`FIXES`, which is README's "Upstream fixes" table.
 
-``import mmpose_sam`` only registers names. What our configs need and no config key can choose is
-patched here, and only by our configs
-(``custom_imports = dict(imports=['mmpose_sam', 'mmpose_sam.upstream'])``), so a process that
-never reads one of our configs never gets it:
-
-- :mod:`.checkpoint_loading`: MMEngine resolves every checkpoint name (``load_from``,
-  ``--resume``, ``tools/test.py``, ``init_model``, the inferencers) through the schemes of its
-  ``CheckpointLoader``; ours load weights-only with an allow-list (MMEngine 0.10.7 fails its own
-  checkpoints on torch >= 2.6, and loads downloads with full pickle);
-- :mod:`.distributed`: ``--launcher pytorch`` initialises the process group before any hook or
-  registered class runs, with CUDA assumed (MMEngine 0.10.7).
-
-Each module's ``apply()`` patches only up to :data:`LAST_CHECKED` of its package, the last release
-it was checked against; a newer release keeps its own behaviour and this module says so in one
-warning, naming the fix to check again. :data:`FIXES` is README's "Upstream fixes" table.
-
-One more process-wide change is ours, not a fix: an uncaught
-:class:`~mmpose_sam.errors.UserError` (a bad file, option or checkpoint) prints one line instead
-of a traceback, for MMPose's ``tools/train.py``, ``tools/test.py`` and ``mim`` too
-(:func:`~mmpose_sam.errors.install_excepthook`).
+Importing it also installs :func:`~mmpose_sam.errors.install_excepthook`, so that MMPose's own
+``tools/train.py``, ``tools/test.py`` and ``mim`` print a :class:`~mmpose_sam.errors.UserError`
+in one line.
 """
 import warnings
 from typing import NamedTuple, Tuple
@@ -27,15 +11,14 @@ from typing import NamedTuple, Tuple
 import mmengine
 from mmengine.utils import digit_version
 
-import mmpose_sam  # noqa: F401  (the registered names these fixes serve)
 from mmpose_sam.errors import install_excepthook
 from mmpose_sam.upstream import checkpoint_loading, distributed
 
 
 class Fix(NamedTuple):
-    """One row of README's "Upstream fixes" table."""
-    module: object  # has REPLACES (qualified names), LAST_CHECKED and apply()
-    package: str = 'mmengine'
+    """One row of README's "Upstream fixes" table: a module with ``REPLACES`` (qualified
+    names), ``LAST_CHECKED`` (the last MMEngine version it was checked against) and ``apply()``."""
+    module: object
 
     @property
     def replaces(self) -> Tuple[str, ...]:
@@ -43,7 +26,6 @@ class Fix(NamedTuple):
 
     @property
     def applies(self) -> bool:
-        """Whether the installed version is one the fix was checked against."""
         return digit_version(mmengine.__version__) <= digit_version(self.module.LAST_CHECKED)
 
 
@@ -54,7 +36,7 @@ for _fix in FIXES:
         _fix.module.apply()
     else:
         warnings.warn(f'mmpose_sam.upstream: {_fix.module.__name__} was checked up to '
-                      f'{_fix.package} {_fix.module.LAST_CHECKED}, this is '
+                      f'mmengine {_fix.module.LAST_CHECKED}, this is '
                       f'{mmengine.__version__}: not applied; check whether that release still '
                       'needs it (README "Upstream fixes")')
 install_excepthook()

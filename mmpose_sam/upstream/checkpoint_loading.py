@@ -1,30 +1,9 @@
-"""MMEngine's checkpoint loaders of local paths, s3/petrel and http(s) replaced by ours, which load
-weights-only with MMEngine's allow-list (:mod:`mmpose_sam.reliability.checkpoint.loaders`).
-
-Replaces, in MMEngine <= 0.10.7 (:func:`apply`):
-
-- the ``CheckpointLoader`` schemes ``''`` (local paths), ``(\\S+\\:)?s3://``,
-  ``(\\S+\\:)?petrel://``, ``http://`` and ``https://`` (``register_scheme(force=True)``);
-- ``mmengine.runner.checkpoint.load_from_http``, which MMEngine's ``torchvision://``,
-  ``modelzoo://``, ``mmcls://`` and ``open-mmlab://`` loaders call by its module's name, not
-  through the registry.
-
-Why: MMEngine 0.10.7 calls ``torch.load`` without ``weights_only``, so its own training
-checkpoints (numpy values, ``HistoryBuffer``) fail to load on torch >= 2.6, whose default is
-weights-only; its http loader (``torch.hub.load_state_dict_from_url``) unpickles a downloaded file
-with full pickle. Our loaders also name the file in the state dict they read, for the fit check
-of ``CheckedTopdownPoseEstimator``, and turn a file cut short into one line.
-
-Why no registered name can do it: a checkpoint is named by a path or URL (``load_from``,
-``--resume``, ``tools/test.py CONFIG CHECKPOINT``, ``init_model``, the inferencers,
-``init_cfg``), which MMEngine resolves by its prefix; a new prefix (as our ``partial:``) would
-have every user rename every checkpoint, and MMEngine's resume finds ``last_checkpoint``'s plain
-path itself.
-
-Unnecessary once an MMEngine release loads weights-only with an allow-list: none does up to
-0.10.7, the last version checked (its unreleased fix passes ``weights_only=False``, full pickle).
-A newer MMEngine gets MMEngine's loaders, and with them no fit check of checkpoint files (which
-needs the file name our loaders record): check that version's loaders before raising the bound.
+"""MMEngine's checkpoint loaders of local paths, s3/petrel and http(s), and the
+``load_from_http`` its other URL schemes call by module name, replaced by ours
+(:mod:`mmpose_sam.reliability.checkpoint.loaders`: weights-only with an allow-list, the file named
+for the fit check, a file cut short in one line). Why, and what retires it:
+README "Upstream fixes". A newer MMEngine gets its own loaders, and with them no fit check of
+checkpoint files: check that version's loaders before raising :data:`LAST_CHECKED`.
 """
 import mmengine
 from mmengine.runner import checkpoint as mmengine_checkpoint
@@ -35,7 +14,6 @@ from mmpose_sam.reliability.checkpoint.loaders import (load_from_ceph, load_from
                                                        load_from_local)
 
 LAST_CHECKED = '0.10.7'
-# The schemes replaced, each with our loader.
 _LOADERS = {'': load_from_local, r'(\S+\:)?s3://': load_from_ceph,
             r'(\S+\:)?petrel://': load_from_ceph, 'http://': load_from_http,
             'https://': load_from_http}

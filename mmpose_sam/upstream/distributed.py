@@ -1,22 +1,9 @@
-"""``--launcher pytorch`` without a GPU: replaces ``mmengine.dist.utils._init_dist_pytorch``.
-
-MMPose's ``tools/train.py --launcher pytorch`` is the one code path for multi-GPU, multi-node
-(torchrun, slurm) and, here, a 2-process CPU check. MMEngine 0.10.7's ``_init_dist_pytorch`` calls
-``torch.cuda.set_device(LOCAL_RANK)`` and uses the configured backend (MMPose's default runtime
-says ``nccl``, which needs GPUs), so it raises on a machine without one. After :func:`apply`, where
-no accelerator is present, the process group is initialised with ``gloo`` (when ``nccl`` was asked
-for); with CUDA (or an NPU/MLU/MUSA) MMEngine's function runs. A GPU that ``nvidia-smi`` lists but
-torch cannot use (an old driver) is not "no accelerator": the launch stops in one line instead of
-training gloo DDP on the CPU
-(:func:`~mmpose_sam.reliability.hooks.device_setup_hook.require_usable_gpu`).
-
-No registered component reaches it: the ``Runner`` starts the process group in ``setup_env``
-(``init_dist``, ``env_cfg.dist_cfg``) before it builds anything a config names, and the backend
-is a config value that cannot depend on the machine; only a Runner subclass (``runner_type``)
-could, replacing the runner of every run of our configs for one function of the CPU path. The
-DDP wrapper's half of a CPU run is a registered name
-(:class:`~mmpose_sam.speed.ddp.AnyDeviceDistributedDataParallel`). Checked up to MMEngine
-0.10.7; unnecessary once MMEngine initialises a CPU process group itself.
+"""``--launcher pytorch`` without a GPU: replaces ``mmengine.dist.utils._init_dist_pytorch``,
+which calls ``torch.cuda.set_device`` and uses MMPose's default ``nccl`` backend. Where no
+accelerator is present the process group starts with ``gloo`` instead; a GPU that ``nvidia-smi``
+lists but torch cannot use stops the launch in one line
+(:func:`~mmpose_sam.reliability.hooks.device_setup_hook.require_usable_gpu`). Why no registered
+name reaches it, and what retires it: README "Upstream fixes".
 """
 import os
 

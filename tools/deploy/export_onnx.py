@@ -1,31 +1,24 @@
 """Export a top-down heatmap model to ONNX, then check it in onnxruntime against PyTorch.
 
     python tools/deploy/export_onnx.py CONFIG CHECKPOINT --out MODEL.onnx [--opset 17] [--batch 1]
-        [--check-batch 2] [--tolerance 1e-4] [--cfg-options ...]
 
-Writes the network (backbone + head): ``input``, normalised float32 crops (N, 3, H, W) as after
-the model's data preprocessor, to ``heatmaps`` (N, K, h, w); no decoding, no flip test (the
-onnxruntime demo, ``tools/demo.py --backend onnxruntime MODEL.onnx``, does both as the config
-says). The batch axis is dynamic. The file's metadata records the input size, mean, std and
-bgr_to_rgb, keypoint names and skeleton, the codec, test_cfg, dataset_meta and the whole config,
-all as JSON data: reading the file back never runs code (mmpose_sam/deploy/metadata.py; files of
-older releases, whose config was Python code, are refused: export them again with this tool).
-
-Then onnxruntime runs a random batch of --check-batch crops and one summary line is printed; the
-exit status is 1 if its heatmaps differ from PyTorch's by more than --tolerance. Needs onnx and
-onnxruntime: pip install -e .[deploy].
+Writes the network (normalised crops in, heatmaps out, dynamic batch axis; no decoding) with its
+metadata as JSON data, runs 2 random crops through onnxruntime and exits 1 if the heatmaps differ
+from PyTorch's by more than --tolerance. Needs pip install -e .[deploy]. docs/inference.md.
 """
 import argparse
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-import mmpose_sam  # noqa: F401,I001  (first: registers the plugin, quiets pkg_resources)
+# First: importing mmpose_sam registers the plugin and quiets pkg_resources.
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
 
 from mmpose_sam.apis import InvalidInputError, require_files
 from mmpose_sam.errors import UserError
+
+CHECK_BATCH = 2  # random crops of the onnxruntime check
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,15 +32,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--opset', type=int, default=17, help='ONNX opset version')
     parser.add_argument('--batch', type=int, default=1,
                         help='batch size of the traced example (the batch axis is dynamic)')
-    parser.add_argument('--check-batch', type=int, default=2,
-                        help='crops in the random onnxruntime check')
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest heatmap difference to onnxruntime that passes')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings before the model is built')
     args = parser.parse_args(argv)
-    if args.batch < 1 or args.check_batch < 1:
-        parser.error('--batch and --check-batch must be >= 1')
+    if args.batch < 1:
+        parser.error('--batch must be >= 1')
     return args
 
 
@@ -56,7 +47,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     try:
         require_files(args.config, args.checkpoint)
-        # Both packages first, so that a missing one is named before minutes of work.
+        # Both packages first: a missing one is named before minutes of work.
         from mmpose_sam.deploy import import_optional
         import_optional('onnx', 'ONNX export')
         import_optional('onnxruntime', 'the onnxruntime check of the export')
@@ -71,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         report = export_onnx(model, args.out, opset=args.opset, batch=args.batch,
                              checkpoint=Path(args.checkpoint).name)
-        difference = onnxruntime_difference(model, report.path, batch=args.check_batch)
+        difference = onnxruntime_difference(model, report.path, batch=CHECK_BATCH)
     except UserError as error:
         raise SystemExit(f'error: {error}') from None
     keypoints, heatmap_h, heatmap_w = report.heatmap_shape
@@ -80,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'{report.path}: {report.size / 2**20:.1f} MiB, opset {args.opset}, input (batch, 3, '
           f'{height}, {width}) -> heatmaps (batch, {keypoints}, {heatmap_h}, {heatmap_w}), '
           f'exported in {report.seconds:.1f} s; onnxruntime vs PyTorch max |diff| '
-          f'{difference:.1e} on {args.check_batch} random crops: {verdict}', flush=True)
+          f'{difference:.1e} on {CHECK_BATCH} random crops: {verdict}', flush=True)
     if difference > args.tolerance:
         sys.exit(1)
 

@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
 # Run HERE (a machine with PyPI access), before a call to a lent GPU machine: downloads into
-# .whl/ (git-ignored) what that machine's image lacks, for its Python 3.12 on x86-64. Pass
-# `carry: [".whl"]` to the device tool and run tools/device/gpu_check.sh there.
-#
-# The image has torch 2.11, numpy 2.x, opencv-python-headless, scipy, matplotlib, pillow, rich,
-# pyyaml, regex, tqdm, cython, onnx and onnxruntime (/work/.library/device/KINDS.md). It lacks the
-# OpenMMLab stack; mmcv (no wheel for that torch) and xtcocotools (built against numpy 2 there)
-# come as source distributions and gpu_check.sh builds them on the machine's 16 cores.
-# `OUT=DIR bash tools/device/gpu_check.sh --rehearse` then checks here that the set is complete
-# (one version of each, both source distributions) and rehearses every step of the device run.
+# .whl/ (git-ignored) the OpenMMLab stack that machine's image lacks, for its Python 3.12 on
+# x86-64; mmcv and xtcocotools as source distributions, which gpu_check.sh builds there. Carry
+# `.whl` and run tools/device/gpu_check.sh (`--rehearse` checks the set here first).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 PY="${PYTHON:-.venv/bin/python}"

@@ -1,51 +1,18 @@
 #!/usr/bin/env bash
-# The GPU check, in one call to a lent GPU machine (no network there; 15 minutes of device time
-# per session in all, the machine's start included). Prepare here first:
+# The GPU check, in one call to a lent GPU machine (no network there). Prepare here with
 # `bash tools/device/fetch_wheels.sh`, then call the device tool with
 #     command: bash tools/device/gpu_check.sh      carry: [".whl"]      timeout_s: 450
-# The script keeps itself to BUDGET_S (default 420 s, counted from its start): each step gets a
-# timeout from what is left, minus what the steps after it need at least; a step that no longer
-# fits is skipped with a log line. 450 s of timeout plus a start of 1-2 minutes and the 30 s the
-# machine stays warm leave about 4-5 minutes: enough for a second call (no machine starts with
-# under 4 minutes left), or give_back at once.
+# Steps, each timed and logged to $OUT/gpu_check.log: 1. install the carried wheels into /tmp/site
+# (the image's torch, numpy and OpenCV stay); 2. build xtcocotools; 3. build mmcv's CPU ops (with
+# the GPU hidden: mmcv's setup.py builds its CUDA files whenever torch sees one); 4. check_env.py;
+# 5. benchmark_train.py (--sync-check --profile, --time-limit from the budget); 6.
+# benchmark_inference.py. Each step's timeout is what BUDGET_S leaves once the later steps' minimum
+# is kept; a step that no longer fits is skipped with a log line. $OUT gets gpu_check.log,
+# benchmark_train.log, throughput.md/.json, benchmark_inference.log, latency.md/.json; work dirs
+# stay in $WORK. Budget and expected times: README "Training speed".
 #
-# Steps, each timed and logged to $OUT/gpu_check.log (estimates for the H200 machine, 16 cores,
-# from the parts measured so far; the log of the first run gives the real times):
-#   1. wheels: installs the carried wheels into /tmp/site (the image's torch 2.11, numpy 2 and
-#      OpenCV stay): ~15 s;
-#   2. xtcocotools: built against the image's numpy: ~20 s;
-#   3. mmcv 2.1.0 with its CPU ops only (77 C++ files; `import mmpose.models` needs mmcv._ext to
-#      exist, these models use no mmcv op): ~90 s. mmcv's setup.py compiles its 58 CUDA files as
-#      well whenever torch.cuda.is_available(), whatever FORCE_CUDA=0 says (minutes for sm_90),
-#      so the build alone runs with CUDA_VISIBLE_DEVICES= (the GPU hidden). The image's torch 2.11
-#      builds with mmcv's -std=c++17; a torch >= 2.14 gets the C++20 patch of tools/setup_env.sh;
-#   4. environment: tools/check_env.py: ~10 s;
-#   5. training throughput: tools/benchmark_train.py, our shipped configs ('fast': every custom
-#      hook and speed setting) first, then MMPose's runtime ('mmpose', MMEngine's bf16 AMP with
-#      its GradScaler), SimpleBaseline and SAM each, 256x192, batch 64, 14 loader workers,
-#      --sync-check --profile: ~35-40 s a row of ours, ~45-60 s a row of MMPose's (its loading
-#      fed 414 and 269 crops/s on 2026-11-26), ~3.3 min in all. It starts no row that would overrun
-#      its share of the budget (--time-limit) and rewrites its JSON and table after every row;
-#   6. inference latency: tools/benchmark_inference.py on the GPU, fp32, channels-last and the
-#      optimized fp32/bf16 modes at batch 1, 8 and 64: ~45 s.
-# On paper: 15 + 20 + 90 + 10 + 200 + 45 = 380 s of the 420.
-#
-# What comes back ($OUT, at most 8 files; here 7, written as they are made): gpu_check.log,
-# benchmark_train.log, throughput.md, throughput.json, benchmark_inference.log, latency.md,
-# latency.json. Work dirs (runner logs, configs, traces) stay in $WORK (default: a fresh
-# /tmp/gpu_check_work.*). The tables are printed last.
-#
-# Rehearsal on a machine without the GPU (this checkout's .venv, no install, tiny sizes: 1+2
-# iterations of batch 2, 1 worker, 1+2 model-only steps, 1 profiled step, the 128x96 sample
-# configs, which inherit the COCO configs' settings and hooks; inference at batch 1, 1 repeat, on
-# the CPU):
-#     OUT=DIR bash tools/device/gpu_check.sh --rehearse
-# goes through the same steps and writes the same files under DIR. Steps 1-3 only make sense on
-# the device: there they are "skipped in rehearsal", with a cheap check in their place (the
-# carried files, the build's hidden GPU, the venv's own xtcocotools and mmcv ops). The carried
-# wheels are for the device's Python 3.12 and its torch, not this venv's, and the mmcv build
-# alone takes ~11 minutes on 2 cores: the venv already has the same stack, so it is used as is.
-#
+# `OUT=DIR bash tools/device/gpu_check.sh --rehearse` runs every step here with this checkout's
+# .venv and tiny sizes (steps 1-3 replaced by cheap checks of the carried files).
 # Knobs: BUDGET_S (420), ITERS (100), WARMUP (20), WORKERS (14), WORK. Exit status: 0 when every
 # step ran and passed, 1 when one failed or timed out, 2 when there is nothing to run with (no
 # .whl/, no .venv), 3 when steps were skipped for the budget and none failed.

@@ -1,11 +1,9 @@
-"""Parameter, MAC and latency counting shared by ``tools/model_complexity.py`` and
-``tools/compare.py``.
+"""Parameter, MAC and latency counting shared by ``tools/model_complexity.py``, ``compare.py`` and
+``benchmark_inference.py``.
 
-Compute is counted the way MMPose does it (``tools/analysis_tools/get_flops.py``: MMEngine's
-:class:`~mmengine.analysis.FlopAnalyzer`, which counts one multiply-add as one "flop", i.e. MACs,
-on the model in tensor mode) and cross-checked with PyTorch's own
-:class:`~torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per MAC). The two cover different op
-sets, so they are compared only on what both count, the convolutions and matrix products:
+Compute is counted as MMPose's ``get_flops.py`` does (MMEngine's FlopAnalyzer on the model in
+tensor mode; one multiply-add = one "flop", i.e. a MAC) and cross-checked with PyTorch's
+FlopCounterMode on what both count:
 
 ============================  ===================  ======================
 op                            FlopAnalyzer         FlopCounterMode
@@ -17,18 +15,18 @@ adaptive avg pool (CA's GAP)  1 per input element  not counted
 sigmoid, mul, add, mean, ReLU not counted          not counted
 ============================  ===================  ======================
 
-The last row is where the attention module's own work is (gating multiplies, the channel mean,
-the residual add): :func:`attention_elementwise_ops` counts it analytically, so that a table can
-show it in a column of its own instead of hiding it. The ReLUs and residual adds of ResNet itself
-are left out of every count, as MMPose does; they are the same in SimpleBaseline and SAM.
+The attention module's own work is in the last row: :func:`attention_elementwise_ops` counts it
+analytically. ResNet's own ReLUs and residual adds are left out, as MMPose does.
 """
 import copy
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
@@ -36,8 +34,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmpose.registry import MODELS
+from mmpose_sam.deploy.export import HeatmapNetwork
 from mmpose_sam.models.attention import AttentionModule
 
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / 'data' / 'coco_sample'
 # FlopAnalyzer's names for the ops that FlopCounterMode counts too (convs and matrix products).
 MATMUL_OPS = ('conv', 'linear', 'addmm', 'matmul', 'mm', 'bmm', 'einsum')
 # Relative difference between the two counters above which a result is flagged.
@@ -97,18 +97,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-class TensorMode(nn.Module):
-    """``model(inputs, mode='tensor')`` as a one-argument module, for tracers: backbone, neck and
-    head forward without flip test or decoding, as MMPose's get_flops.py measures."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs: torch.Tensor):
-        return self.model(inputs, None, mode='tensor')
-
-
 @dataclass
 class Complexity:
     """Counts for one forward pass of one crop.
@@ -159,7 +147,7 @@ def count_complexity(model: nn.Module, hw: Tuple[int, int]) -> Complexity:
     """Parameters and MACs of ``model`` (a pose estimator) for one ``3 x H x W`` crop."""
     device = next(model.parameters()).device
     inputs = torch.rand(1, 3, *hw, device=device)
-    wrapped = TensorMode(model).eval()
+    wrapped = HeatmapNetwork(model).eval()  # as MMPose's get_flops.py measures
 
     analyzer = FlopAnalyzer(wrapped, inputs)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
@@ -185,28 +173,57 @@ def count_complexity(model: nn.Module, hw: Tuple[int, int]) -> Complexity:
         uncounted_ops=dict(analyzer.unsupported_ops()))
 
 
+def median_latency(run: Callable[[], object], batch_size: int = 1, warmup: int = 5,
+                   repeats: int = 20) -> float:
+    """Median seconds per crop of ``run()`` on a ``batch_size`` batch: ``warmup`` calls discarded
+    (allocator, cuDNN autotuning), then each of ``repeats`` timed alone with
+    :func:`synchronized_clock`. The median resists the odd slow pass on a shared machine."""
+    times = []
+    for i in range(warmup + repeats):
+        start = synchronized_clock()
+        run()
+        if i >= warmup:
+            times.append(synchronized_clock() - start)
+    return statistics.median(times) / batch_size
+
+
 def measure_latency(model: nn.Module,
                     hw: Tuple[int, int],
                     batch_size: int = 1,
                     warmup: int = 5,
                     repeats: int = 20,
                     channels_last: bool = False) -> float:
-    """Median seconds per crop of ``model(inputs, mode='tensor')`` on a ``batch_size`` batch.
-
-    The model runs in eval mode under ``torch.no_grad`` on its own device; ``warmup`` passes are
-    discarded (allocator, cuDNN autotuning), then each of ``repeats`` passes is timed alone, with
-    :func:`synchronized_clock` around it. The median resists the odd slow pass on a shared machine.
-    """
+    """:func:`median_latency` of ``model(inputs, mode='tensor')`` on random crops, in eval mode
+    under ``torch.no_grad`` on the model's device."""
     device = next(model.parameters()).device
     inputs = torch.rand(batch_size, 3, *hw, device=device)
     if channels_last:  # as a channels_last model's data preprocessor hands them over
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     model.eval()
-    times = []
     with torch.no_grad():
-        for i in range(warmup + repeats):
-            start = synchronized_clock()
-            model(inputs, None, mode='tensor')
-            if i >= warmup:
-                times.append(synchronized_clock() - start)
-    return statistics.median(times) / batch_size
+        return median_latency(lambda: model(inputs, None, mode='tensor'), batch_size, warmup,
+                              repeats)
+
+
+def sample_people(folder: Path = SAMPLE_DIR,
+                  min_keypoints: int = 1) -> List[Tuple[str, np.ndarray]]:
+    """``[(image path, (N, 4) xyxy GT boxes)]`` of the bundled images (people with at least
+    ``min_keypoints`` labelled keypoints)."""
+    coco = json.loads((folder / 'test_coco.json').read_text())
+    people = []
+    for image in coco['images']:
+        boxes = [a['bbox'] for a in coco['annotations']
+                 if a['image_id'] == image['id'] and a.get('num_keypoints', 1) >= min_keypoints]
+        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=np.float32)
+        people.append((str(folder / image['file_name']), xyxy))
+    return people
+
+
+def table_row(cells: Sequence[object]) -> str:
+    """One markdown table row."""
+    return '| ' + ' | '.join(map(str, cells)) + ' |'
+
+
+def table_head(header: Sequence[str]) -> List[str]:
+    """A markdown table's header row and its separator."""
+    return [table_row(header), '|' + ' --- |' * len(header)]

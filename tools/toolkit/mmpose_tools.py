@@ -5,6 +5,7 @@ MMPose ships its ``tools/`` inside the package as ``mmpose/.mim/tools`` (that is
 This project's ``tools/train.py`` and ``tools/test.py`` run those very scripts, so every MMPose
 option works unchanged.
 """
+import importlib
 import runpy
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def mmpose_tool_path(name: str) -> Path:
 
 def run_mmpose_tool(name: str, argv: Sequence[str]) -> None:
     """Run MMPose's ``tools/<name>`` as ``__main__`` with ``argv``, after importing this plugin."""
-    import mmpose_sam  # noqa: F401  (registers our models, hooks and wrappers first)
+    importlib.import_module('mmpose_sam')  # registers our models, hooks and wrappers first
     path = mmpose_tool_path(name)
     sys.argv = [str(path), *argv]
     runpy.run_path(str(path), run_name='__main__')

@@ -7,7 +7,10 @@ every runner after the first would log its scalars into the first runner's ``vis
 and its own would never be written. MMPose's tools build one runner per process and never meet
 this; a runner built here gets a visualizer of its own.
 """
+import copy
 import itertools
+from pathlib import Path
+from typing import Optional, Union
 
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -33,3 +36,16 @@ def shorten_schedule(cfg: Config, epochs: int) -> None:
             scheduler.end = epochs
             if 'milestones' in scheduler:
                 scheduler.milestones = [m for m in scheduler.milestones if m < epochs]
+
+
+def run_config(cfg: Config, work_dir: Union[str, Path], seed: Optional[int],
+               epochs: Optional[int] = None) -> Config:
+    """A copy of ``cfg`` for one run of this process: its own work dir, no launcher, ``seed``
+    (None: a fresh one) and, with ``epochs``, the schedule shortened to that many epochs."""
+    cfg = copy.deepcopy(cfg)
+    cfg.work_dir = str(Path(work_dir).resolve())
+    cfg.launcher = 'none'
+    cfg.randomness = dict(seed=seed)
+    if epochs:
+        shorten_schedule(cfg, epochs)
+    return cfg

@@ -11,14 +11,10 @@ from toolkit.analysis import synchronized_clock
 class TrainThroughputHook(Hook):
     """Measure samples/s over the training iterations that follow a warm-up.
 
-    The clock starts when warm-up iteration ``warmup_iters - 1`` has finished and stops at the
-    end of training, so it covers everything the runner does per iteration: waiting for the data
-    loader, the data preprocessor, forward, backward, optimizer step and the other hooks. CUDA is
-    synchronised at both ends because kernels run asynchronously: without it, work queued before
-    the start would be counted and work queued before the end would not. The result is logged at
-    the end of training and kept in :attr:`samples_per_second`.
-
-    Use it in a config as ``custom_hooks = [dict(type='TrainThroughputHook', warmup_iters=50)]``.
+    The clock runs from the end of warm-up iteration ``warmup_iters - 1`` to the end of training:
+    everything the runner does per iteration, data loading and other hooks included. CUDA is
+    synchronised at both ends (kernels run asynchronously). The result is logged and kept in
+    :attr:`samples_per_second`; ``first_iter_start``/``first_iter_end`` time the first iteration.
 
     Args:
         warmup_iters (int): Iterations left out of the measurement (cuDNN autotuning, allocator
@@ -34,6 +30,8 @@ class TrainThroughputHook(Hook):
         self.samples = 0
         self.seconds: Optional[float] = None
         self._start: Optional[float] = None
+        self.first_iter_start: Optional[float] = None
+        self.first_iter_end: Optional[float] = None
 
     @property
     def samples_per_second(self) -> Optional[float]:
@@ -43,7 +41,13 @@ class TrainThroughputHook(Hook):
     def before_train(self, runner) -> None:
         self.samples, self.seconds, self._start = 0, None, None
 
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self.first_iter_start is None:
+            self.first_iter_start = synchronized_clock()
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if self.first_iter_end is None and self.first_iter_start is not None:
+            self.first_iter_end = synchronized_clock()
         # `runner.iter` is still the index of the iteration that has just finished.
         if runner.iter == self.warmup_iters - 1:
             self._start = synchronized_clock()

@@ -1,12 +1,6 @@
-"""Reference accuracies to put beside what this project measures: MMPose's model zoo as installed
-(the ``.yml`` metafiles shipped beside its configs) and the paper's own figures.
-
-Neither is ever measured here. MMPose's zoo numbers are COCO val2017 with detected person boxes
-(MMPose's pipeline, the recipe of each config); the paper's accuracy is COCO test-dev (Table 2) or
-its Table 1 mAP, with its own recipe. Tables label each value with its source.
-
-Our configs are named after MMPose's, so a config's MMPose *twin* (the zoo config that it equals
-but for the attention and our speed and safety settings) follows from its name
+"""Reference accuracies to put beside what this project measures, never measured here: MMPose's
+installed model zoo (COCO val2017, detected boxes, from the ``.yml`` metafiles) and the paper's
+figures (COCO test-dev, Table 2, or Table 1's mAP). A config's MMPose *twin* follows from its name
 (:func:`twin_name`): ``td-hm_sam-res50-seq3x3_8xb64-210e_coco-256x192`` ->
 ``td-hm_res50_8xb64-210e_coco-256x192``; the coco_sample configs stand for their 256x192 twins.
 """

@@ -1,9 +1,9 @@
 from mmpose_sam.models.backbones.attention_backbones import (AttentionHRNet, AttentionResNet,
                                                              AttentionResNetV1d, AttentionResNeXt,
-                                                             AttentionSEResNet, BranchAttention)
+                                                             AttentionSEResNet)
 from mmpose_sam.models.backbones.sam_resnet import SAMResNet
 
 __all__ = [
     'SAMResNet', 'AttentionResNet', 'AttentionResNetV1d', 'AttentionResNeXt', 'AttentionSEResNet',
-    'AttentionHRNet', 'BranchAttention'
+    'AttentionHRNet'
 ]

@@ -1,19 +1,10 @@
-"""MMPose backbones with an attention module after their stages, chosen in the config.
+"""MMPose backbones with an attention module (any registered
+:class:`~mmpose_sam.models.attention.AttentionModule`) after their stages (README "The model").
 
-``attention=dict(type='StageAttention' | 'CBAM' | 'SEAttention', ...)`` (any registered
-:class:`~mmpose_sam.models.attention.AttentionModule`) is built once per stage listed in
-``attention_stages``, with the stage's output channels, and placed as the last element of that
-stage's module, so that
-
-- the plain backbone's parameter names are unchanged: ImageNet and MMPose checkpoints load as they
-  are, with only the attention modules missing (reported in one log line, see
-  :meth:`AttentionBackboneMixin.init_weights`);
-- ``frozen_stages`` and ``norm_eval`` cover a stage's attention module with its blocks.
-
-ResNet-like backbones (``ResNet``, ``ResNetV1d``, ``ResNeXt``, ``SEResNet``) build every stage
-through ``make_res_layer``, which :class:`ResLayerAttentionMixin` extends, as MMPose's
-``SEResNet`` and ``ResNeXt`` do. HRNet gets one module per resolution branch after each stage
-(:class:`BranchAttention`).
+Each module is the last element of its stage, so the plain backbone's parameter names are
+unchanged (its checkpoints load) and ``frozen_stages``/``norm_eval`` cover it. ResNet-like
+backbones get it through ``make_res_layer`` (:class:`ResLayerAttentionMixin`), as MMPose's
+``SEResNet`` does; HRNet one per resolution branch (:class:`BranchAttention`).
 """
 from typing import Dict, List, Optional, Sequence
 
@@ -29,18 +20,14 @@ DEFAULT_ATTENTION = dict(type='StageAttention')  # the paper's module, ratio 16,
 
 
 class AttentionBackboneMixin:
-    """What every attention backbone shares: the ``attention`` and ``attention_stages`` arguments,
-    building the modules, and ImageNet initialisation with fresh attention modules.
-
-    Put it first among the bases, before the MMPose backbone it extends.
-    """
+    """The ``attention`` and ``attention_stages`` arguments, building the modules, and ImageNet
+    initialisation with fresh attention modules. Put it first among the bases."""
     attention_cfg: dict
     attention_stages: tuple
 
     def _setup_attention(self, attention: Optional[dict], attention_stages: Sequence[int],
                          num_stages: int) -> None:
-        # Set before the backbone's __init__, which builds the stages (plain attributes only:
-        # nn.Module is not initialised yet).
+        # Before the backbone's __init__, which builds the stages: plain attributes only.
         attention = DEFAULT_ATTENTION if attention is None else attention
         if not isinstance(attention, dict) or 'type' not in attention:
             raise ValueError(f"attention must be a dict with a 'type' (e.g. "
@@ -94,14 +81,10 @@ class AttentionBackboneMixin:
         return f'{type(self).__name__}' + (f'(depth={depth})' if depth is not None else '')
 
     def init_weights(self):
-        """Default init, or pretrained backbone weights with fresh attention modules.
-
-        MMEngine's generic ``Pretrained`` init would list every attention tensor as a mismatch;
-        here the check is exact instead: anything missing other than attention, or unexpected
-        under the name of one of the backbone's own modules, is an error; tensors of modules the
-        backbone does not have (an ImageNet classifier: ResNet's ``fc``, HRNet's ``classifier``,
-        ``incre_modules``...) are ignored. The outcome is one log line.
-        """
+        """Default init, or pretrained backbone weights with fresh attention modules, in one log
+        line (MMEngine's ``Pretrained`` would list every attention tensor as a mismatch). Missing
+        non-attention tensors, or unexpected ones of the backbone's own modules, are errors;
+        tensors of modules it lacks (an ImageNet classifier's) are ignored."""
         init_cfg = self.init_cfg if isinstance(self.init_cfg, dict) else {}
         if init_cfg.get('type') != 'Pretrained':
             return super().init_weights()
@@ -123,8 +106,7 @@ class AttentionBackboneMixin:
                              if k in own and v.shape != own[k].shape)
         if wrong_shape:
             raise ValueError(f'{checkpoint} does not match {self._describe()}:'
-                             f' shapes differ for {wrong_shape[:5]}'
-                             f'{"..." if len(wrong_shape) > 5 else ""}')
+                             f' shapes differ for {_few(wrong_shape)}')
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
         modules = self.attention_modules()
         attention = tuple(name + '.' for name, module in self.named_modules()
@@ -135,14 +117,16 @@ class AttentionBackboneMixin:
         if wrong_missing or wrong_unexpected:
             raise ValueError(
                 f'{checkpoint} does not match {self._describe()}: '
-                f'missing {wrong_missing[:5]}{"..." if len(wrong_missing) > 5 else ""}, '
-                f'unexpected {wrong_unexpected[:5]}'
-                f'{"..." if len(wrong_unexpected) > 5 else ""}')
+                f'missing {_few(wrong_missing)}, unexpected {_few(wrong_unexpected)}')
         print_log(
             f'{type(self).__name__}: loaded {len(state_dict) - len(unexpected)} '
             f'{self.plain_backbone.__name__} tensors from {checkpoint}; {len(missing)} attention '
             f'tensors in {len(modules)} modules keep their fresh init' + _ignored(unexpected),
             logger='current')
+
+
+def _few(keys: List[str]) -> str:
+    return f'{keys[:5]}{"..." if len(keys) > 5 else ""}'
 
 
 def _ignored(keys: Sequence[str]) -> str:
@@ -156,9 +140,8 @@ def _ignored(keys: Sequence[str]) -> str:
 
 
 class ResLayerAttentionMixin(AttentionBackboneMixin):
-    """Attention after the stages of a ResNet-like backbone, whose ``__init__`` builds each stage
-    with ``make_res_layer``: the module is appended to the stage's ``ResLayer``
-    (``layer1.3`` for ResNet-50).
+    """Attention appended to each stage's ``ResLayer`` (``layer1.3`` for ResNet-50) of a
+    ResNet-like backbone.
 
     Args:
         attention (dict, optional): Config of the attention module, without ``channels``.
@@ -188,17 +171,7 @@ class ResLayerAttentionMixin(AttentionBackboneMixin):
 
 @MODELS.register_module()
 class AttentionResNet(ResLayerAttentionMixin, ResNet):
-    """MMPose's :class:`~mmpose.models.backbones.ResNet` with an attention module after its
-    stages; see :class:`ResLayerAttentionMixin` for ``attention`` and ``attention_stages``.
-
-    Example:
-        >>> import torch
-        >>> from mmpose_sam.models import AttentionResNet
-        >>> model = AttentionResNet(50, attention=dict(type='CBAM'), out_indices=(0, 3))
-        >>> model.eval()
-        >>> [tuple(o.shape) for o in model(torch.rand(1, 3, 256, 192))]
-        [(1, 256, 64, 48), (1, 2048, 8, 6)]
-    """
+    """MMPose's ``ResNet`` with attention after its stages; see :class:`ResLayerAttentionMixin`."""
 
 
 @MODELS.register_module()
@@ -229,14 +202,10 @@ class BranchAttention(nn.ModuleList):
 
 @MODELS.register_module()
 class AttentionHRNet(AttentionBackboneMixin, HRNet):
-    """MMPose's :class:`~mmpose.models.backbones.HRNet` with an attention module after each
-    stage, on every resolution branch that the stage outputs.
-
-    Stage 1 (``layer1``, one branch) ends in one module, ``layer1.<blocks>``; stages 2-4 end in a
-    :class:`BranchAttention` appended to the stage's sequence of HR modules, e.g.
-    ``stage3.4.0`` .. ``stage3.4.2`` for HRNet-W32 (branch 0 is the highest resolution). A last
-    stage without ``multiscale_output`` (MMPose's pose configs) outputs branch 0 only, and gets
-    one module. Args as :class:`ResLayerAttentionMixin`; ``extra`` and the rest as ``HRNet``.
+    """MMPose's ``HRNet`` with attention after each stage, on every branch the stage outputs:
+    ``layer1`` ends in one module, stages 2-4 in a :class:`BranchAttention` (``stage3.4.0`` ..
+    ``stage3.4.2`` for HRNet-W32; a last stage without ``multiscale_output`` outputs branch 0
+    only). Args as :class:`ResLayerAttentionMixin`; ``extra`` and the rest as ``HRNet``.
     """
     STAGES = ('layer1', 'stage2', 'stage3', 'stage4')
 

@@ -7,6 +7,7 @@ from torch import nn
 from mmpose.models.heads import HeatmapHead
 from mmpose.registry import MODELS
 
+from mmpose_sam.models.attention import check_choice
 from mmpose_sam.speed.device_accuracy import DeviceAccuracyMixin
 
 UPSAMPLE_ORDERS = ('upsample_first', 'conv_first')
@@ -14,35 +15,27 @@ UPSAMPLE_ORDERS = ('upsample_first', 'conv_first')
 
 @MODELS.register_module()
 class BilinearHeatmapHead(DeviceAccuracyMixin, HeatmapHead):
-    """SimpleBaseline's :class:`~mmpose.models.heads.HeatmapHead` with its transposed convs
-    replaced by the paper's up-sampling blocks: bilinear x2 -> conv -> BN -> ReLU (Fig. 2).
-
-    Interpolation has no parameters, so the head is about 4M parameters lighter than the deconv
-    head at the same widths. Everything after the upsampling (the optional ``conv_out_channels``
-    layers, the final 1x1 conv, ``loss``, ``predict`` with flip test and heatmap shift, decoding)
-    is inherited unchanged, with our configs' ``compute_acc='device'`` and bf16 decoding
-    (:class:`~mmpose_sam.speed.device_accuracy.DeviceAccuracyMixin`). The upsampling blocks keep
-    the parent's attribute name ``deconv_layers``.
+    """SimpleBaseline's :class:`~mmpose.models.heads.HeatmapHead` with the paper's upsampling
+    blocks, bilinear x2 -> conv -> BN -> ReLU, in place of its transposed convs
+    (README "The model"). The blocks keep the parent's attribute name ``deconv_layers``; the
+    rest (final convs, loss, flip test, decoding) is inherited, with
+    :class:`~mmpose_sam.speed.device_accuracy.DeviceAccuracyMixin`.
 
     Args:
-        in_channels (int): Channels of the input feature map.
+        in_channels (int | Sequence[int]): Channels of the input feature map.
         out_channels (int): Number of heatmaps (keypoints).
-        upsample_out_channels (Sequence[int]): Output channels of each upsampling block; one x2
-            block per entry. Defaults to ``(256, 256, 256)`` (x8: 1/32 -> 1/4 of the input).
-        upsample_kernel_sizes (Sequence[int]): Conv kernel size of each block; odd, so that
-            ``padding=k // 2`` keeps the size. Defaults to ``(3, 3, 3)``.
-        upsample_order (str): ``'upsample_first'`` (the paper: interpolate, then conv at the
-            higher resolution) or ``'conv_first'`` (conv at the lower resolution, then
-            interpolate: the same parameters for about a quarter of the MACs).
-        conv_out_channels (Sequence[int], optional): Output channels of the conv + BN + ReLU
-            layers after the upsampling (HeatmapHead's argument). Defaults to ``(256, )``: one
-            3x3 conv, which the paper's text leaves open and its parameter counts imply (30.7M
-            for SAM-R50, 49.7M for SAM-R101; see docs/parameter_counts.md). ``None`` for none.
+        upsample_out_channels (Sequence[int]): Output channels of each x2 upsampling block.
+            Defaults to ``(256, 256, 256)``.
+        upsample_kernel_sizes (Sequence[int]): Odd conv kernel size of each block.
+            Defaults to ``(3, 3, 3)``.
+        upsample_order (str): ``'upsample_first'`` (the paper) or ``'conv_first'`` (conv at the
+            lower resolution: same parameters, about a quarter of the MACs).
+        conv_out_channels (Sequence[int], optional): HeatmapHead's conv layers after the
+            upsampling. Defaults to ``(256, )``: one 3x3 conv, which the paper's parameter
+            counts imply (docs/parameter_counts.md). ``None`` for none.
         conv_kernel_sizes (Sequence[int], optional): Their kernel sizes. Defaults to ``(3, )``.
-        align_corners (bool): ``align_corners`` of the bilinear interpolation.
-            Defaults to ``False``.
-        **kwargs: Passed to :class:`~mmpose.models.heads.HeatmapHead` (``conv_out_channels``,
-            ``conv_kernel_sizes``, ``loss``, ``decoder``, ``init_cfg`` ...).
+        **kwargs: Passed to :class:`~mmpose.models.heads.HeatmapHead` (``loss``, ``decoder``,
+            ``init_cfg`` ...).
     """
 
     def __init__(self,
@@ -53,22 +46,17 @@ class BilinearHeatmapHead(DeviceAccuracyMixin, HeatmapHead):
                  upsample_order: str = 'upsample_first',
                  conv_out_channels: Optional[Sequence[int]] = (256, ),
                  conv_kernel_sizes: Optional[Sequence[int]] = (3, ),
-                 align_corners: bool = False,
                  **kwargs):
         for name in ('deconv_out_channels', 'deconv_kernel_sizes'):
             if name in kwargs:
                 raise ValueError(f'{type(self).__name__} has no {name}; use '
                                  f'{name.replace("deconv", "upsample")}')
-        if upsample_order not in UPSAMPLE_ORDERS:
-            raise ValueError(f'upsample_order must be one of {", ".join(map(repr, UPSAMPLE_ORDERS))}'
-                             f', got {upsample_order!r}')
+        check_choice('upsample_order', upsample_order, UPSAMPLE_ORDERS)
         bad = [k for k in upsample_kernel_sizes if not (isinstance(k, int) and k > 0 and k % 2)]
         if bad:
             raise ValueError('upsample_kernel_sizes must be odd positive integers (padding k//2 '
                              f'keeps the size), got {tuple(upsample_kernel_sizes)}')
-        # Read by _make_deconv_layers(), which HeatmapHead.__init__ calls.
-        self.upsample_order = upsample_order
-        self.align_corners = align_corners  # MMPose 1.3.2's HeatmapHead takes no align_corners
+        self.upsample_order = upsample_order  # read by _make_deconv_layers in super().__init__
         super().__init__(
             in_channels,
             out_channels,
@@ -83,8 +71,7 @@ class BilinearHeatmapHead(DeviceAccuracyMixin, HeatmapHead):
         """Build the bilinear upsampling blocks (in place of the parent's deconv layers)."""
         blocks = []
         for out_channels, kernel_size in zip(layer_out_channels, layer_kernel_sizes):
-            upsample = nn.Upsample(
-                scale_factor=2, mode='bilinear', align_corners=self.align_corners)
+            upsample = nn.Upsample(scale_factor=2, mode='bilinear', align_corners=False)
             conv = ConvModule(
                 in_channels, out_channels, kernel_size, padding=kernel_size // 2,
                 norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'))

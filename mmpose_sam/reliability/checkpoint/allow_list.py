@@ -1,45 +1,9 @@
-"""What an MMEngine checkpoint pickles besides tensors: the globals allowed when loading it.
-
-torch's weights-only unpickler (``torch.load(weights_only=True)``) builds tensors, Python's
-containers and scalars, ``OrderedDict``, ``Counter`` and ``torch.Size``; any other global a pickle
-names must be allowed explicitly (``torch.serialization.safe_globals``). MMEngine 0.10.7
-checkpoints (``Runner.save_checkpoint``: ``meta``, ``state_dict``, ``message_hub``, ``optimizer``,
-``param_schedulers``) name exactly the globals below, as
-``torch.serialization.get_unsafe_globals_in_checkpoint`` shows on SimpleBaseline and SAM
-checkpoints, after training, after ``--resume`` and for ``best_*.pth``:
-
-================================================  =============================================
-global                                            written by, and why allowing it is safe
-================================================  =============================================
-``numpy.ndarray``,                                numpy arrays: ``meta['dataset_meta']``
-``numpy.core.multiarray._reconstruct``            (``sigmas``, ...), the message hub's history
-                                                  buffers. ``_reconstruct`` makes an empty array
-                                                  of an allowed class; numpy fills a numeric
-                                                  array from raw bytes and an object array only
-                                                  from a list of already unpickled objects.
-``numpy.dtype``                                   the arrays' dtypes: built from a type code.
-                                                  With numpy >= 1.25 a dtype is an instance of a
-                                                  class per type (``numpy.dtypes.Float64DType``)
-                                                  that must be allowed too: those of numbers and
-                                                  strings are; object (``O``), structured
-                                                  (``V``) and datetime dtypes are not, so no
-                                                  array of references can be built.
-``numpy.core.multiarray.scalar``                  numpy scalars (``np.float64`` losses in
-                                                  ``log_scalars``): a value of a dtype, from raw
-                                                  bytes.
-``mmengine.logging.history_buffer.HistoryBuffer``  ``message_hub['log_scalars']``: stood in for
-                                                  by :class:`CheckedHistoryBuffer` (below).
-``builtins.getattr``                              the buffers' statistics methods: pickle
-                                                  protocol 2 writes ``HistoryBuffer.mean`` as
-                                                  ``getattr(HistoryBuffer, 'mean')``. Stood in
-                                                  for by :func:`history_buffer_statistic`: a
-                                                  general ``getattr`` would hand the file any
-                                                  attribute of any allowed object.
-================================================  =============================================
-
-The numpy globals are allowed under their numpy 1.x (``numpy.core``) and numpy 2.x
-(``numpy._core``) names, so that a checkpoint saved with either loads with either. Anything else
-makes the load fail; :mod:`.safe_loading` turns that into a one-line refusal that names it.
+"""The globals besides tensors that MMEngine 0.10.7 checkpoints pickle (``meta``, the message
+hub's numpy values and ``HistoryBuffer``), allowed for torch's weights-only unpickler: found with
+``torch.serialization.get_unsafe_globals_in_checkpoint``; why each is safe: the table in
+``docs/checkpoints.md`` ("Safe loading"). ``HistoryBuffer`` and ``getattr`` get checking
+stand-ins; numpy globals are allowed under their 1.x and 2.x names. Anything else fails the load,
+which :mod:`.safe_loading` turns into one line.
 """
 from typing import Any, Callable, List, Tuple
 

@@ -1,30 +1,11 @@
 """Local checkpoint saves that never leave a half-written file, with the usual file mode.
 
-MMEngine writes a checkpoint with one ``open(path, 'wb')``; an interrupted save (killed job, full
-disk) leaves a truncated ``.pth`` that ``--resume`` then picks up. The file backend
-``atomic_local`` here (MMEngine's local backend, registered under a name of its own: MMEngine's
-``local`` stays as it is) writes to a hidden temporary file in the same folder, syncs it and
-renames it into place, which is atomic on POSIX: the path holds the old file or the new one, never
-part of one. Saves choose it with ``backend_args=ATOMIC_BACKEND_ARGS``, as ``AtomicCheckpointHook``
-(:mod:`mmpose_sam.reliability.hooks.checkpoint_hook`) does for checkpoints and
-``last_checkpoint``. No MMEngine release writes atomically.
-
-The temporary file is created the way ``open(path, 'wb')`` creates a file (mode ``0o666``, less
-the process umask, which the kernel applies; default ACLs apply as well), and it takes over the
-mode of the file it replaces, as ``open`` keeps it: checkpoints are as readable as MMEngine's own
-(``tempfile.mkstemp`` would make them private, ``0o600``).
-
-A full disk (or quota) during a save removes the temporary file and is one line, a
-:class:`DiskFullError`, instead of ``OSError: [Errno 28] No space left on device`` and a traceback::
-
-    work_dirs/sb/epoch_2.pth: not saved: No space left on device (the file needs 389.4 MiB
-    (408,306,859 bytes), 12.0 MiB (12,582,912 bytes) free in work_dirs/sb); the last good
-    checkpoint, work_dirs/sb/epoch_1.pth, is intact
-
-"needs" is the serialized size (MMEngine serializes into memory first), "free" what
-``shutil.disk_usage`` reports after the partial file is gone. ``AtomicCheckpointHook`` removes no
-old checkpoint before the save succeeds, so ``--resume`` goes on from the last good one once there
-is space.
+The file backend ``atomic_local`` (MMEngine's local backend under a name of its own: ``local``
+stays MMEngine's) writes to a hidden temporary file in the same folder, syncs it and renames it
+into place, atomic on POSIX; saves choose it with ``backend_args=ATOMIC_BACKEND_ARGS``. The
+temporary file is created as ``open(path, 'wb')`` creates one (``0o666`` less the umask, not
+``tempfile.mkstemp``'s private ``0o600``) and takes over the mode of the file it replaces. A full
+disk is one line, a :class:`DiskFullError` (README "When things go wrong").
 """
 import errno
 import os
@@ -42,6 +23,7 @@ from mmpose_sam.reliability.checkpoint.integrity import human_size, newest_intac
 
 # What a save passes to choose this backend (``runner.save_checkpoint``, ``mmengine.fileio``).
 ATOMIC_BACKEND_ARGS = {'backend': 'atomic_local'}
+LAST_CHECKPOINT = 'last_checkpoint'  # in the work dir: the file --resume loads
 # errno of a full disk, and of a full quota (which reads the same to the user)
 DISK_FULL = {errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)}
 
@@ -51,20 +33,29 @@ class DiskFullError(UserError, OSError):
     ``EDQUOT``); ``str()`` is one line: the file, the space needed and free, what is intact."""
 
 
+def read_last_checkpoint(folder: str) -> Optional[str]:
+    """What ``--resume`` would load: the path in ``folder/last_checkpoint``, ``None`` if none."""
+    try:
+        with open(osp.join(folder, LAST_CHECKPOINT), encoding='utf-8') as file:
+            return file.read().strip() or None
+    except OSError:
+        return None
+
+
+def write_last_checkpoint(work_dir: str, path: str) -> None:
+    """Point ``work_dir/last_checkpoint`` at ``path``, atomically (MMEngine writes it with
+    ``open()``: a kill in between leaves it empty, and ``--resume`` starts from scratch)."""
+    AtomicLocalBackend().put_text(path, osp.join(work_dir, LAST_CHECKPOINT))
+
+
 def _last_good(target: str, existed: bool) -> str:
     """What the message says is intact after a failed save of ``target``."""
     if existed:
         return f'the previous {osp.basename(target)} is intact'
     folder = osp.dirname(target)
-    pointer = osp.join(folder, 'last_checkpoint')  # what --resume reads
-    try:
-        with open(pointer, encoding='utf-8') as file:
-            last: Optional[str] = file.read().strip()
-        if not last or not osp.isfile(last) or zip_problem(last) is not None:
-            last = None
-    except OSError:
-        last = None
-    last = last or newest_intact(folder, exclude=[target])
+    last = read_last_checkpoint(folder)
+    if last is None or not osp.isfile(last) or zip_problem(last) is not None:
+        last = newest_intact(folder, exclude=[target])
     if last is None:
         return f'there is no earlier checkpoint in {folder}'
     return f'the last good checkpoint, {last}, is intact'

@@ -1,21 +1,10 @@
 """Configs embedded in a checkpoint, read as data: never executed.
 
-MMEngine stores the run's config in every checkpoint as Python text (``Config.pretty_text``), and
-executes such text when it reads it back: MMEngine 0.10.7's ``Runner.resume`` runs
-``Config.fromstring(checkpoint['meta']['config'], '.py')`` (for its GPU-count check), and its
-inferencers run ``message_hub['runtime_info']['cfg']`` or ``meta['cfg']`` when given weights
-without a config. A crafted checkpoint whose config text is
-``__import__('os').system(...)`` thus runs a command on ``--resume``, although its pickle is
-refused for much less (:mod:`.safe_loading`).
-
-Every checkpoint our loaders read (:mod:`.loaders`, i.e. ``--resume``, ``load_from``, test, demo,
-the inferencers) goes through :func:`defuse`: each embedded config text is parsed with
-:func:`parse_config_text` (Python's ``ast``, nothing evaluated) and replaced by the same data
-written as plain literals (``key = {...}``), which MMEngine may execute harmlessly. Text that is
-not plain data (calls other than ``dict(...)``, names, imports, statements) is removed from the
-checkpoint with one warning: MMEngine then skips its GPU-count check, and an inferencer needs a
-config given to it. ``_base_`` and ``custom_imports`` (files MMEngine would read, modules it would
-import) are left out of the text written back.
+MMEngine executes the config text it stores in checkpoints: 0.10.7's ``Runner.resume`` runs
+``meta['config']``, its inferencers ``meta['cfg']`` or ``message_hub['runtime_info']['cfg']``, so
+``__import__('os').system(...)`` there runs on ``--resume``. :func:`defuse` (every checkpoint our
+loaders read) parses each text with ``ast`` and writes back the same data as plain literals,
+without ``_base_`` and ``custom_imports``; text that is not plain data is dropped with one warning.
 """
 import ast
 import logging

@@ -1,28 +1,9 @@
-"""Refuse, in one line, a checkpoint file that does not fit the pose estimator it is loaded into.
-
-MMEngine loads checkpoints with ``strict=False`` and only logs what did not match, so testing a
-SimpleBaseline checkpoint with a SAM config runs to the end with fresh attention and head weights
-and reports AP 0.000. :class:`CheckedTopdownPoseEstimator` (``model.type`` of our configs)
-checks instead, whenever a checkpoint file read by our loaders is loaded into it (``load_from``,
-``--resume``, ``tools/test.py``, ``init_model``, the inferencers, ``init_cfg=dict(type=
-'Pretrained')`` of the whole model): anything missing, unexpected or of another shape is a
-:class:`CheckpointMismatchError`::
-
-    work_dirs/sb/epoch_210.pth does not fit TopdownPoseEstimator(SAMResNet, BilinearHeatmapHead):
-    missing 32 attention tensors (backbone.layer1.3.channel.conv1.conv.weight, ...), ...:
-    no attention weights: a SimpleBaseline checkpoint? Use a SimpleBaseline config
-
-(one line). The loaders put the file's name into the state dict they read (:func:`mark_source`:
-its root ``_metadata`` entry, which MMEngine keeps through ``revise_keys`` and hands to the
-model's load pre-hooks); a state dict built in memory has none and keeps PyTorch's semantics.
-The check runs after PyTorch has matched the keys, so after MMPose's own conversions of old
-checkpoints, and reports what really did not load. Not checked: ``num_batches_tracked`` (MMEngine
-ignores it too), the data preprocessor's buffers (set by the config), and pretrained weights
-loaded into a part of the model, e.g. ImageNet weights into the backbone (the attention backbones
-report those themselves).
-
-A checkpoint named ``partial:<file>`` is loaded as far as it fits, on purpose (fine-tuning from
-another architecture): one log line says what was loaded and what kept its initial values.
+"""Refuse, in one line, a checkpoint file that does not fit the pose estimator it is loaded into
+(MMEngine loads with ``strict=False`` and only logs: a SimpleBaseline checkpoint tested with a SAM
+config reports AP 0.000). ``partial:<file>`` loads what fits, on purpose. The loaders write the
+file's name into the state dict's root ``_metadata`` entry (:func:`mark_source`), which MMEngine
+hands to the model's load hooks; a state dict built in memory keeps PyTorch's semantics.
+What is checked and the messages: ``docs/checkpoints.md`` ("The fit check").
 """
 import re
 from collections import Counter, OrderedDict

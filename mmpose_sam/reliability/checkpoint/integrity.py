@@ -1,22 +1,9 @@
-"""Checkpoint files that are cut short or damaged: one line that names the file, its size on disk
-and the newest intact checkpoint beside it, instead of torch's traceback.
+"""Checkpoint files that are cut short or damaged: one line with the file's size on disk and the
+newest intact checkpoint beside it, instead of torch's ``failed finding central directory``.
 
-torch writes a checkpoint as a zip archive whose central directory (the list of its records) comes
-last, so a file cut short anywhere (an interrupted copy or download, a save on a full disk without
-:mod:`.atomic_save`) has lost it, and ``torch.load`` ends in ``RuntimeError: PytorchStreamReader
-failed reading zip archive: failed finding central directory``. The loaders (:mod:`.loaders`,
-through :func:`~.safe_loading.load_safely`) turn that into an :class:`IncompleteCheckpointError`::
-
-    work_dirs/sb/epoch_2.pth: incomplete or corrupt checkpoint: 56.2 MiB (58,916,864 bytes) on
-    disk, and its zip directory, which torch writes last, is missing: cut short by an interrupted
-    copy, download or save? The newest intact checkpoint beside it: work_dirs/sb/epoch_1.pth
-
-(one line); when ``--resume`` read it, that is the file to resume from: ``--resume <it>``.
-
-"Intact" is checked cheaply (:func:`zip_problem`): the zip directory at the end of the file is read
-and its records must lie inside the file; the tensor data is not read (a 350 MB checkpoint is
-checked in milliseconds). That is what an interrupted write breaks; a file damaged in the middle
-passes it, and fails when it is loaded, with the same one line.
+torch writes a checkpoint as a zip whose central directory comes last, so a file cut short has
+lost it; :func:`zip_problem` reads only that directory (milliseconds for 350 MB), so a file
+damaged in the middle passes it and fails when loaded, with the same one line.
 """
 import os
 import os.path as osp
@@ -31,6 +18,7 @@ from mmpose_sam.errors import UserError
 _ZIP_READER = 'PytorchStreamReader'
 _ZIP_MAGIC = b'PK\x03\x04'  # a zip archive's first record
 _TRUNCATED_PICKLE = ('Ran out of input', 'pickle data was truncated', 'EOF')
+_UNREADABLE, _NOT_ZIP = 'it cannot be read', 'not a zip archive'  # in zip_problem's answers
 
 
 class IncompleteCheckpointError(UserError, RuntimeError):
@@ -76,13 +64,13 @@ def zip_problem(path: str) -> Optional[str]:
         with open(path, 'rb') as file:
             magic = file.read(4)
     except OSError as error:
-        return f'it cannot be read ({error.strerror or error})'
+        return f'{_UNREADABLE} ({error.strerror or error})'
     if size == 0:
         return '0 bytes on disk (empty)'
     if magic != _ZIP_MAGIC:
         if _ZIP_MAGIC.startswith(magic):
             return f'{human_size(size)} on disk: the first bytes of a zip archive only'
-        return f'{human_size(size)} on disk, and not a zip archive (no torch checkpoint)'
+        return f'{human_size(size)} on disk, and {_NOT_ZIP} (no torch checkpoint)'
     try:
         with zipfile.ZipFile(path) as archive:
             records = archive.infolist()
@@ -100,13 +88,9 @@ def zip_problem(path: str) -> Optional[str]:
 
 def cut_short(path: str) -> bool:
     """Whether ``path`` is a torch zip archive (or the start of one, or empty) that is not
-    complete (:func:`zip_problem`); ``False`` for a legacy, non-zip checkpoint."""
-    try:
-        with open(path, 'rb') as file:
-            magic = file.read(4)
-    except OSError:
-        return False
-    return _ZIP_MAGIC.startswith(magic) and zip_problem(path) is not None
+    complete (:func:`zip_problem`); ``False`` for an unreadable file or a legacy, non-zip one."""
+    problem = zip_problem(path)
+    return problem is not None and not problem.startswith(_UNREADABLE) and _NOT_ZIP not in problem
 
 
 def newest_intact(folder: str, exclude: Iterable[str] = ()) -> Optional[str]:
@@ -145,10 +129,13 @@ def is_incomplete_file_error(error: BaseException) -> bool:
     return False
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of ``str(error)``, else the exception's type name."""
+def unreadable(error: BaseException) -> str:
+    """What is wrong with a file ``torch.load`` raised ``error`` for: the problem an
+    :class:`IncompleteCheckpointError` found, else ``torch cannot read it (<its first line>)``."""
+    if isinstance(error, IncompleteCheckpointError):
+        return error.problem
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return f'torch cannot read it ({text.splitlines()[0] if text else type(error).__name__})'
 
 
 def incomplete_local_file(name: str, path: str, detail: str) -> IncompleteCheckpointError:
@@ -158,7 +145,7 @@ def incomplete_local_file(name: str, path: str, detail: str) -> IncompleteCheckp
     size = human_size(os.path.getsize(path)) if osp.isfile(path) else 'no file'
     if problem is None:  # the directory is fine, a record is not: damaged in the middle
         problem = f'{size} on disk, its zip directory complete, but {detail}'
-    elif 'not a zip archive' in problem:  # a legacy (pickle-only) checkpoint, cut short
+    elif _NOT_ZIP in problem:  # a legacy (pickle-only) checkpoint, cut short
         problem = f'{size} on disk, a legacy (non-zip) checkpoint whose data ends early: {detail}'
     intact = newest_intact(osp.dirname(path), exclude=[path])
     hint = ': cut short by an interrupted copy, download or save?'

@@ -1,21 +1,9 @@
-"""Checkpoint loaders that load safely (:mod:`.safe_loading`), for MMEngine's ``CheckpointLoader``.
-
-MMEngine resolves every checkpoint name (``load_from``, ``--resume``, ``tools/test.py``'s
-checkpoint, ``init_model``, the inferencers, ``init_cfg=dict(type='Pretrained')``) through the
-scheme registry of ``CheckpointLoader``. :func:`load_from_local`, :func:`load_from_ceph` and
-:func:`load_from_http` replace MMEngine 0.10.7's loaders of local paths, ``s3://``/``petrel://``
-and ``http(s)://`` (and through http, ``torchvision://``, ``modelzoo://``, ``mmcls://`` and
-``open-mmlab://`` URLs) where :mod:`mmpose_sam.upstream.checkpoint_loading` registers them (what
-they fix: see there); nothing is registered here but the new ``partial:<checkpoint>`` scheme,
-which reads ``<checkpoint>`` with its own loader and marks it for loading only the tensors that
-fit the model (:mod:`.fit`).
-
-Each loads weights-only with the MMEngine allow-list and writes the file's name into the state
-dict it read (:func:`~.fit.mark_source`), for the fit check. A file cut short or damaged is one
-line (:mod:`.integrity`): its size on disk, and the newest intact checkpoint beside it (a local
-file) or the downloaded copy to delete (a URL). ``pavi://`` and ``open-mmlab://`` names of files
-in MMEngine's home folder keep MMEngine's loader: ``torch.load`` with torch's default,
-weights-only without the allow-list.
+"""Checkpoint loaders for MMEngine's ``CheckpointLoader`` that load safely
+(:func:`~.safe_loading.load_safely`), name the file in the state dict (:func:`~.fit.mark_source`)
+and turn a file cut short into one line (:mod:`.integrity`). The local, s3/petrel and http(s)
+ones are registered only by :mod:`mmpose_sam.upstream.checkpoint_loading`; ``partial:`` is a new
+scheme, registered here. ``pavi://`` and ``open-mmlab://`` names of files in MMEngine's home
+folder keep MMEngine's loader.
 """
 import io
 import os
@@ -31,7 +19,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmpose_sam.errors import UserError
 from mmpose_sam.reliability.checkpoint.fit import mark_source
 from mmpose_sam.reliability.checkpoint.integrity import (IncompleteCheckpointError, cut_short,
-                                                         first_line, incomplete_local_file,
+                                                         incomplete_local_file, unreadable,
                                                          zip_problem)
 from mmpose_sam.reliability.checkpoint.safe_loading import load_safely
 
@@ -60,9 +48,7 @@ def load_from_local(filename: str, map_location: Any = None) -> Any:
         # torch's error depends on where the file ends (RuntimeError, OSError EINVAL, EOFError,
         # an unpickling error); the file's zip directory says what happened, cheaply.
         if isinstance(error, IncompleteCheckpointError) or cut_short(path):
-            detail = error.problem if isinstance(error, IncompleteCheckpointError) else \
-                f'torch cannot read it ({first_line(error)})'
-            raise incomplete_local_file(filename, path, detail) from None
+            raise incomplete_local_file(filename, path, unreadable(error)) from None
         raise
     return mark_source(checkpoint, filename)
 
@@ -109,9 +95,7 @@ def load_from_http(filename: str, map_location: Any = None, model_dir: Optional[
             cached = osp.join(folder, osp.basename(urlparse(filename).path))
             if not (isinstance(error, IncompleteCheckpointError) or cut_short(cached)):
                 raise
-            problem = zip_problem(cached) or (
-                error.problem if isinstance(error, IncompleteCheckpointError) else
-                f'torch cannot read it ({first_line(error)})')
+            problem = zip_problem(cached) or unreadable(error)
             raise IncompleteCheckpointError.of(
                 filename, f'its downloaded copy {cached}: {problem}',
                 ': delete that file and it is downloaded again') from None

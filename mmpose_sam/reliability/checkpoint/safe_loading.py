@@ -1,15 +1,8 @@
-"""Unpickle checkpoints with torch's weights-only unpickler and the MMEngine allow-list.
-
-A ``.pth`` file is a pickle, and unpickling a pickle runs whatever functions it names: a
-checkpoint from the internet can run code on load. torch >= 2.6 loads with ``weights_only=True``
-by default, which MMEngine 0.10.7 checkpoints fail (they pickle numpy values and MMEngine's
-``HistoryBuffer``); MMEngine's own fix (unreleased) is ``weights_only=False``, that is, trusting
-every file. Here a checkpoint is loaded weights-only with the few globals MMEngine writes
-(:mod:`.allow_list`), and a file that needs anything else is refused in one line that names it.
-
-``MMPOSE_SAM_TRUST_CHECKPOINTS=1`` loads with full pickle instead, for trusted files saved by
-other code (legacy or custom objects). It is an environment variable so that it reaches every
-entry point: our tools, MMPose's, ``mim``, DDP worker processes.
+"""Unpickle checkpoints with torch's weights-only unpickler and the MMEngine allow-list
+(:mod:`.allow_list`; ``docs/checkpoints.md``, "Safe loading"): a pickle runs whatever it names,
+and MMEngine's own fix for torch >= 2.6 (``weights_only=False``) trusts every file.
+``MMPOSE_SAM_TRUST_CHECKPOINTS=1`` (an environment variable, so that it reaches every entry point
+and DDP worker) loads with full pickle instead.
 """
 import os
 import pickle
@@ -23,8 +16,8 @@ from mmengine.logging import print_log
 from mmpose_sam.errors import UserError
 from mmpose_sam.reliability.checkpoint.allow_list import MMENGINE_GLOBALS, RefusedGlobal
 from mmpose_sam.reliability.checkpoint.embedded_config import defuse
-from mmpose_sam.reliability.checkpoint.integrity import (IncompleteCheckpointError, first_line,
-                                                         is_incomplete_file_error)
+from mmpose_sam.reliability.checkpoint.integrity import (IncompleteCheckpointError,
+                                                         is_incomplete_file_error, unreadable)
 
 TRUST_ENV = 'MMPOSE_SAM_TRUST_CHECKPOINTS'
 
@@ -68,20 +61,17 @@ def refusal(source: str, what: str) -> str:
 
 
 def load_safely(load: Callable[[bool], T], source: str) -> T:
-    """Run ``load(weights_only)`` weights-only with the MMEngine allow-list, or with full pickle
-    when :func:`trusted`; the config text the checkpoint embeds is made plain data
-    (:func:`~.embedded_config.defuse`).
+    """``load(weights_only=True)`` with the MMEngine allow-list (``load(False)`` when
+    :func:`trusted`), its embedded config text made plain data (:func:`~.embedded_config.defuse`).
 
     Args:
-        load: reads the checkpoint with ``torch.load(..., weights_only=weights_only)`` (or a
-            function that passes it on, like ``torch.hub.load_state_dict_from_url``).
+        load: reads the checkpoint with ``torch.load(..., weights_only=weights_only)`` or a
+            function that passes it on (``torch.hub.load_state_dict_from_url``).
         source: the file or URL, as the user wrote it, for messages.
 
     Raises:
         UnsafeCheckpointError: the file pickles a global outside the allow-list.
-        IncompleteCheckpointError: the file is cut short or damaged (torch's zip reader fails,
-            or the pickle ends early); the local loader adds its size and the intact
-            checkpoint beside it (:mod:`.integrity`).
+        IncompleteCheckpointError: the file is cut short or damaged.
     """
     try:
         if trusted():
@@ -95,7 +85,7 @@ def load_safely(load: Callable[[bool], T], source: str) -> T:
     except Exception as error:  # noqa: B902 - re-raised unless it is one of the two below
         if is_incomplete_file_error(error):
             raise IncompleteCheckpointError.of(
-                source, f'torch cannot read it ({first_line(error)})',
+                source, unreadable(error),
                 ': cut short by an interrupted copy, download or save?') from None
         if isinstance(error, pickle.UnpicklingError):
             raise UnsafeCheckpointError(refusal(source, _what_it_pickles(str(error)))) from None

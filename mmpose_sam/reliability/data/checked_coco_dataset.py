@@ -13,7 +13,7 @@ from mmpose.registry import DATASETS
 
 from mmpose_sam.errors import UserError
 from mmpose_sam.reliability.data.coco_checks import (check_coco_annotations, check_detections,
-                                                     load_json)
+                                                     read_json)
 from mmpose_sam.reliability.data.image_checks import check_image
 from mmpose_sam.reliability.data.problems import Problem, count_by_kind, plural, split_by_severity
 
@@ -28,29 +28,22 @@ class DatasetError(UserError):
 
 @DATASETS.register_module()
 class CheckedCocoDataset(CocoDataset):
-    """MMPose's :class:`~mmpose.datasets.CocoDataset` that checks its data as it goes.
+    """MMPose's :class:`~mmpose.datasets.CocoDataset` that checks its data as it goes
+    (``type='CheckedCocoDataset'``, the same arguments; README "When things go wrong",
+    ``docs/data_checks.md``):
 
-    A drop-in: ``type='CheckedCocoDataset'`` in place of ``type='CocoDataset'``, the same
-    arguments, plus ``max_skipped_ratio``. What it stops on and what it skips:
-
-    - **At build**, the annotation file (and the detection file, ``bbox_file``) gets the checks of
-      ``tools/check_dataset.py``: the first error stops the run with one line naming the file and
-      the annotation, plus how many more there are; the problems MMPose tolerates are logged as
-      one summary line. A few images spread over the data set are decoded: when none can be read
-      (a wrong ``data_root`` or ``data_prefix``) the run stops instead of skipping every sample.
-    - **Training**: a sample whose image cannot be read (missing, empty, corrupt, truncated where
-      OpenCV refuses it) is skipped with a warning naming the image, and counted; MMEngine's
-      re-fetch replaces it with another sample. Once more than ``max_skipped_ratio`` of the
-      samples are skipped, the run stops with one line. The count lives in shared memory, so it
-      is right with DataLoader workers (each holds its own copy of the dataset) and across epochs;
-      in distributed training each rank counts the samples it was given.
-    - **Testing** (``test_mode=True``: val and test): an image that cannot be read stops the run
-      with one line, because a metric over a silently smaller set would not be comparable.
+    - at build, the annotation and detection files get the checks of ``tools/check_dataset.py``:
+      the first error stops the run in one line, tolerated problems are one summary warning, and
+      a run stops when none of a few sampled images can be read (a wrong ``data_root``);
+    - in training, a sample whose image cannot be read is skipped with a warning and counted (in
+      shared memory, so across DataLoader workers and epochs); past ``max_skipped_ratio`` the run
+      stops in one line;
+    - in val/test (``test_mode``) an unreadable image stops the run: a metric over a silently
+      smaller set would not be comparable.
 
     Args:
         max_skipped_ratio (float): The largest share of the training samples (one per person,
-            top-down) that may be skipped for unreadable images; more stops the run. Defaults to
-            0.01.
+            top-down) that may be skipped for unreadable images. Defaults to 0.01.
         **kwargs: The arguments of :class:`~mmpose.datasets.CocoDataset`.
     """
     #: How many images, spread evenly over the data set, are decoded when it is built.
@@ -75,10 +68,14 @@ class CheckedCocoDataset(CocoDataset):
     def _check_files(self) -> None:
         """Raise :class:`DatasetError` on the first error in the annotation or detection file;
         log the tolerated problems as one line."""
-        data = self._load_json(self.ann_file)
-        result = check_coco_annotations(data, self.ann_file, self.metainfo['num_keypoints'],
-                                        self._keypoint_names(), test_mode=self.test_mode)
+        result = check_coco_annotations(self._load_json(self.ann_file), self.ann_file,
+                                        self.metainfo['num_keypoints'], self._keypoint_names(),
+                                        test_mode=self.test_mode)
         problems = result.problems
+        # What the file holds, for a data set that gives no sample (filter_data)
+        self._held = (f'{plural(len(result.images), "image")}, '
+                      f'{plural(result.num_annotations, "annotation")}, '
+                      f'{result.num_labelled} of them a person with a labelled keypoint')
         if self.bbox_file:
             detections = self._load_json(self.bbox_file)
             problems += check_detections(detections, self.bbox_file, set(result.images),
@@ -104,30 +101,20 @@ class CheckedCocoDataset(CocoDataset):
 
     def _nothing_to_use(self) -> str:
         """One line on why the data set gave no sample: what the files hold, what is needed."""
-        data = self._load_json(self.ann_file)
-        images, people = len(data.get('images') or []), data.get('annotations') or []
-        labelled = sum(1 for a in people if isinstance(a, dict) and not a.get('iscrowd')
-                       and (a.get('num_keypoints') or 0) > 0)
-        held = (f'{plural(images, "image")}, {plural(len(people), "annotation")}, '
-                f'{labelled} of them a person with a labelled keypoint')
         if not self.test_mode:
-            return (f'{self.ann_file}: nothing to train on: it holds {held}; training needs '
+            return (f'{self.ann_file}: nothing to train on: it holds {self._held}; training needs '
                     'people with num_keypoints > 0 that are not iscrowd (MMPose drops the rest)')
         if self.bbox_file:
             thr = (self.filter_cfg or {}).get('bbox_score_thr')
             scoring = '' if thr is None else f' scoring at least bbox_score_thr={thr:g}'
             return (f'{self.bbox_file}: nothing to evaluate: no detection{scoring} in an image '
-                    f'of {self.ann_file} ({held})')
-        return f'{self.ann_file}: nothing to evaluate: it holds {held}'
+                    f'of {self.ann_file} ({self._held})')
+        return f'{self.ann_file}: nothing to evaluate: it holds {self._held}'
 
     @staticmethod
     def _load_json(path: str) -> Any:
-        # ``get_local_path``: MMPose's own way to read a file of any MMEngine file backend.
-        with get_local_path(path) as local_path:
-            data, problem = load_json(local_path, name=path)
-        if problem:
-            raise DatasetError(str(problem))
-        return data
+        with get_local_path(path) as local_path:  # MMPose's way to read any file backend's file
+            return read_json(local_path, name=path, error=DatasetError)
 
     def _keypoint_names(self) -> List[str]:
         names = self.metainfo.get('keypoint_id2name', {})

@@ -1,23 +1,15 @@
-"""Checks of COCO-format keypoint annotation files and person detection files.
-
-Pure functions over the parsed JSON (no torch, no MMPose): ``tools/check_dataset.py`` runs them on
-every data set a config names and :class:`~mmpose_sam.reliability.data.CheckedCocoDataset` when
-it is built. They report every problem at once, as :class:`~.problems.Problem` records.
-
-Errors are what MMPose 1.x would crash on far from the cause (a bare ``JSONDecodeError`` naming no
-file; ``stack expects each tensor to be equal size`` in ``default_collate`` for a wrong keypoint
-count; a ``KeyError`` in the evaluation after a whole validation pass) or would use without a word
-although it is wrong: NaN keypoints poison the loss, an annotation whose image id is not in
-``images`` is dropped, a duplicated id makes one person stand in for another, a visibility flag
-of 3 is read as "labelled". Warnings are people that MMPose itself drops or trains on as they are:
-boxes with no area (also once clipped to the image), labelled keypoints outside the image, a
-``num_keypoints`` that does not count the labelled keypoints.
+"""Checks of COCO-format keypoint annotation files and person detection files: pure functions over
+the parsed JSON (no torch, no MMPose) that report every problem at once, for
+``tools/check_dataset.py`` and :class:`~mmpose_sam.reliability.data.CheckedCocoDataset`. Errors
+are what MMPose would crash on far from the cause or silently use wrongly; warnings, people
+MMPose itself drops or trains on as they are (``docs/data_checks.md``).
 """
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from mmpose_sam.errors import InvalidInputError
 from mmpose_sam.reliability.data.problems import ERROR, WARNING, Problem
 
 #: The values of the visibility flag in COCO: not labelled, labelled but hidden, labelled and seen.
@@ -40,12 +32,15 @@ class AnnotationCheck:
         used_image_ids (set): Images with at least one person that MMPose keeps (top-down): the
             images that training or testing on ground-truth boxes reads.
         num_annotations (int): Entries in ``annotations``.
+        num_labelled (int): Annotations of a person with ``num_keypoints > 0`` that is not
+            ``iscrowd``: what training needs.
         num_people (int): Annotations that MMPose keeps (top-down): the training samples.
     """
     problems: List[Problem] = field(default_factory=list)
     images: Dict[int, dict] = field(default_factory=dict)
     used_image_ids: Set[int] = field(default_factory=set)
     num_annotations: int = 0
+    num_labelled: int = 0
     num_people: int = 0
 
 
@@ -91,6 +86,15 @@ def load_json(path: str, name: Optional[str] = None) -> Tuple[Any, Optional[Prob
         return None, Problem(name, '', 'invalid JSON', 'not UTF-8 text, expected JSON')
 
 
+def read_json(path: str, name: Optional[str] = None,
+              error: Callable[[str], Exception] = InvalidInputError) -> Any:
+    """The parsed JSON file (:func:`load_json`); its one-line problem raised as ``error``."""
+    data, problem = load_json(path, name)
+    if problem:
+        raise error(str(problem))
+    return data
+
+
 def check_coco_annotations(data: Any,
                            file: str,
                            num_keypoints: int,
@@ -130,6 +134,9 @@ def check_coco_annotations(data: Any,
     checker = _AnnotationChecker(file, num_keypoints, keypoint_names, result.images, listed_ids,
                                  problems)
     for index, annotation in enumerate(annotations):
+        if isinstance(annotation, dict) and not annotation.get('iscrowd') and \
+                _is_number(annotation.get('num_keypoints')) and annotation['num_keypoints'] > 0:
+            result.num_labelled += 1
         image_id = checker.check(index, annotation)
         if image_id is not None:  # a person MMPose keeps
             result.num_people += 1

@@ -1,13 +1,6 @@
-"""Whether an image file can be read the way training reads it, and what is wrong if not.
-
-Training decodes images with OpenCV (MMPose's ``LoadImage``: ``mmcv.imfrombytes``, ``cv2``
-backend, colour), so an image passes when OpenCV decodes it, at the size the annotation file
-gives. A truncated file is also caught: OpenCV 4.11 refuses a truncated JPEG, but older OpenCV
-versions (and other decoders) return the part they could decode with the rest filled in grey,
-without an error; Pillow's full decode reports the truncation whichever OpenCV is installed.
-
-About 4 ms per 640x480 JPEG on one core (``docs/data_checks.md``): a full OpenCV decode and a
-Pillow decode at 1/8 scale (``draft``: still every byte of the file, but an eighth of the work).
+"""Whether an image file can be read the way training reads it (MMPose's ``LoadImage``: OpenCV,
+colour), and what is wrong if not. Pillow's decode (at 1/8 scale, still every byte) also catches
+a truncated file, which OpenCV before 4.11 decodes with the rest filled in grey, without an error.
 """
 import io
 import warnings

@@ -1,12 +1,5 @@
 """What a data check finds: a :class:`Problem` per finding, one line each, and their summary.
-
-A problem names the file, where in it (``annotation 42``, ``image 785``, ``detection 3``; empty for
-the file as a whole) and what is wrong::
-
-    data/coco/annotations/train.json: annotation 42: 48 keypoint values, expected 17 x 3 = 51
-
-Errors are data that MMPose would crash on, misread or silently train or evaluate on wrongly;
-warnings are data that MMPose already drops or tolerates (see ``docs/data_checks.md``).
+Errors are data MMPose would crash on or misuse; warnings, data it drops or tolerates.
 """
 from collections import Counter
 from dataclasses import dataclass

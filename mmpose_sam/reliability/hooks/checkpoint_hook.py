@@ -1,6 +1,5 @@
 """MMEngine's CheckpointHook, saving atomically and deleting old checkpoints only after the new one
 is written."""
-import os.path as osp
 from contextlib import contextmanager
 from typing import Callable, List, Tuple
 
@@ -9,7 +8,7 @@ from mmengine.fileio import LocalBackend, get_file_backend
 from mmengine.hooks import CheckpointHook
 
 from mmpose.registry import HOOKS
-from mmpose_sam.reliability.checkpoint.atomic_save import ATOMIC_BACKEND_ARGS, AtomicLocalBackend
+from mmpose_sam.reliability.checkpoint.atomic_save import ATOMIC_BACKEND_ARGS, write_last_checkpoint
 
 
 class _DeferredRemoval:
@@ -31,19 +30,13 @@ class _DeferredRemoval:
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """MMEngine's ``CheckpointHook`` (same arguments, same files) whose saves never leave a
-    truncated file, and that removes the checkpoints beyond ``max_keep_ckpts``, and the previous
-    best one, *after* the new checkpoint is written.
-
-    - A local ``out_dir`` (by default the work dir) is written through the ``atomic_local`` file
-      backend (:mod:`mmpose_sam.reliability.checkpoint.atomic_save`) unless ``backend_args`` or
-      ``file_client_args`` name another; ``last_checkpoint`` (what ``--resume`` reads, always in
-      the work dir) always is. A full disk is one line.
-    - MMEngine 0.10.7 removes old checkpoints first: with ``max_keep_ckpts=1`` a save that fails
-      or is killed midway (full disk, preemption past the grace period) leaves no checkpoint at
-      all, and ``last_checkpoint`` names a deleted file. Here a failed save keeps the old file.
-
-    In a config: ``default_hooks.checkpoint.type='AtomicCheckpointHook'`` (ours). Unnecessary once
-    MMEngine saves atomically and before it deletes (not the case up to 0.10.7).
+    truncated file, and that removes old checkpoints (beyond ``max_keep_ckpts``, the previous
+    best) only *after* the new one is written: MMEngine 0.10.7 removes them first, so with
+    ``max_keep_ckpts=1`` a save that fails midway (full disk, preemption) leaves no checkpoint and
+    ``last_checkpoint`` names a deleted file. A local ``out_dir`` is written through
+    ``atomic_local`` unless ``backend_args``/``file_client_args`` name another backend;
+    ``last_checkpoint`` always is. In a config: ``default_hooks.checkpoint.type=
+    'AtomicCheckpointHook'`` (README "When things go wrong").
     """
 
     def before_train(self, runner) -> None:
@@ -54,9 +47,8 @@ class AtomicCheckpointHook(CheckpointHook):
         super().before_train(runner)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
-        # MMEngine's, in another order: save, point last_checkpoint at the new file (MMEngine
-        # writes it with open(): a kill in between leaves it empty, and --resume starts from
-        # scratch), then remove the checkpoint beyond max_keep_ckpts.
+        # MMEngine's, in another order: save, point last_checkpoint at the new file, then remove
+        # the checkpoint beyond max_keep_ckpts.
         outdated = None
         # _save_checkpoint and _save_best_checkpoint may both save this step
         if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and
@@ -74,7 +66,7 @@ class AtomicCheckpointHook(CheckpointHook):
             backend_args=self.backend_args, **self.args)
         if not is_main_process():  # rank 0 writes the files
             return
-        AtomicLocalBackend().put_text(self.last_ckpt, osp.join(runner.work_dir, 'last_checkpoint'))
+        write_last_checkpoint(runner.work_dir, self.last_ckpt)
         if outdated is not None:
             path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
             if self.file_backend.isfile(path):

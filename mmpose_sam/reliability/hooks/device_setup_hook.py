@@ -7,7 +7,7 @@ from mmengine.hooks import Hook
 
 from mmpose.registry import HOOKS
 
-from mmpose_sam.reliability.gpu import gpu_problem, listed_gpus
+from mmpose_sam.reliability.gpu import gpu_problem
 from mmpose_sam.errors import UserError
 
 # cuBLAS is deterministic only with a fixed workspace (CUDA's "Reproducibility" notes); without
@@ -21,10 +21,8 @@ class UnusableGPUError(UserError):
 
 def require_usable_gpu() -> None:
     """Raise :class:`UnusableGPUError` (one line: the driver, what torch needs, the fix) when a
-    listed GPU cannot be used. ``CUDA_VISIBLE_DEVICES=`` (empty) runs on the CPU on purpose."""
-    on_purpose = os.environ.get('CUDA_VISIBLE_DEVICES') == ''
-    # nvidia-smi only matters when torch sees no GPU
-    problem = gpu_problem(torch, [] if on_purpose or torch.cuda.is_available() else listed_gpus())
+    listed GPU cannot be used (:func:`~mmpose_sam.reliability.gpu.gpu_problem`)."""
+    problem = gpu_problem(torch)
     if problem:
         raise UnusableGPUError(f'{problem[0]} Fix: {problem[1]}')
 
@@ -42,25 +40,17 @@ def _optimizer_states(state_dict) -> Iterator[dict]:
 
 @HOOKS.register_module()
 class DeviceSetupHook(Hook):
-    """What a run needs of its device, checked and set before anything runs on it.
+    """What a run needs of its device, checked and set before anything runs on it (our configs
+    have it in ``custom_hooks``; README "When things go wrong"):
 
-    - **No silent CPU runs.** A GPU that ``nvidia-smi`` lists but torch cannot use (a driver
-      older than the torch build's CUDA needs, or a GPU the build has no kernels for) would
-      train on the CPU, a hundred times slower, with one warning. The run stops in one line that
-      names the driver, what the build needs and how to install a build for it.
-      ``CUDA_VISIBLE_DEVICES=`` (empty) still runs on the CPU on purpose.
-    - **``randomness=dict(deterministic=True)`` on CUDA.** MMEngine turns on
-      ``torch.use_deterministic_algorithms``, which raises in the backward of ops without a
-      deterministic CUDA kernel (SAM's bilinear upsampling and adaptive pooling): here those ops
-      warn instead, every other op is deterministic, and cuBLAS gets the fixed workspace it needs.
-    - **Resuming without per-step waits.** MMEngine maps a resumed checkpoint onto the GPU, so
-      the optimizer's ``step`` counters land there, and Adam (neither fused nor capturable) reads
-      each back with ``.item()``: one host-device wait per parameter tensor, every step, for the
-      rest of the run. The counters are put back on the CPU, where a fresh run keeps them (a
-      fused or capturable optimizer moves them to the GPU itself when it loads its state).
-
-    Our configs have it in ``custom_hooks``; the multi-process launch (``--launcher pytorch``)
-    checks the GPU before the process group starts (:mod:`mmpose_sam.upstream.distributed`).
+    - no silent CPU runs: a GPU that ``nvidia-smi`` lists but torch cannot use stops the run in
+      one line (:func:`require_usable_gpu`); ``CUDA_VISIBLE_DEVICES=`` runs on the CPU on purpose;
+    - ``randomness=dict(deterministic=True)`` on CUDA: MMEngine's
+      ``torch.use_deterministic_algorithms`` raises in the backward of ops without a
+      deterministic kernel (SAM's bilinear upsampling, adaptive pooling); here they warn instead
+      and cuBLAS gets the fixed workspace it needs;
+    - resuming: MMEngine maps the optimizer's ``step`` counters onto the GPU, where Adam (neither
+      fused nor capturable) reads each back with ``.item()`` every step; they go back to the CPU.
     """
 
     priority = 'VERY_HIGH'

@@ -1,14 +1,14 @@
 """Stop a training run that diverges, before it saves diverged weights."""
 import math
-import os.path as osp
 from typing import Dict, Optional
 
 import torch
-from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 
 from mmpose.registry import HOOKS
 from mmpose_sam.errors import UserError
+from mmpose_sam.reliability.checkpoint.atomic_save import read_last_checkpoint
+from mmpose_sam.reliability.hooks.collectives import across_ranks, read_back
 
 REFERENCE_KEY = 'divergence_reference_loss'  # message hub info: saved with checkpoints
 
@@ -17,41 +17,20 @@ class DivergenceError(UserError):
     """Training diverged; the message names the iteration and the last good checkpoint."""
 
 
-def last_checkpoint(work_dir: str) -> Optional[str]:
-    """What ``--resume`` would load: the path MMEngine's CheckpointHook wrote to
-    ``work_dir/last_checkpoint`` after its last successful save."""
-    path = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return f.read().strip() or None
-
-
 @HOOKS.register_module()
 class DivergenceHook(Hook):
     """Stop training with one line when the loss or the gradient norm stops being finite, or the
-    loss explodes past ``explosion_factor`` times its early value.
+    loss explodes past ``explosion_factor`` times its early value (README "When things go wrong").
 
-    A run with a learning rate far too high otherwise goes on for a day, its loss at 1e15, saving
-    "best" checkpoints of garbage. MMEngine's ``CheckInvalidLossHook`` looks at one iteration in
-    50, only for a non-finite loss, and stops with a bare assertion. Here every iteration counts:
-
-    - each iteration's loss and (from an optimizer step pre-hook, so before the update) total
-      gradient norm stay on the device; every ``interval`` iterations, and always before a
-      checkpoint is written, they are read back in one transfer and checked in order. Checking
-      each iteration on the host would synchronise the GPU every iteration;
-    - the reference is the loss of the run's first iteration. A heatmap MSE loss starts at about
-      the targets' energy and only falls in a healthy run; a median of several early iterations
-      would let a run that blows up in its second iteration (seen with Adam at lr 3) set its own
-      reference. It is kept in the message hub, so it is saved with checkpoints and survives
-      ``--resume``;
-    - the error names the first bad iteration and what ``--resume`` would continue from (the
-      ``last_checkpoint`` MMEngine wrote before). The check also runs before every checkpoint
-      (ahead of MMEngine's CheckpointHook, which deletes old checkpoints before saving), so no
-      checkpoint of a diverged state is ever written and the last good one stays intact;
-    - with several processes the verdict is all-reduced, so that every rank stops together.
-
-    Use it in a config as ``custom_hooks = [dict(type='DivergenceHook')]`` (ours have it).
+    MMEngine's ``CheckInvalidLossHook`` looks at one iteration in 50, only for a non-finite loss.
+    Here every iteration's loss and gradient norm (from an optimizer step pre-hook: before the
+    update) stay on the device and are read back in one transfer every ``interval`` iterations
+    and before every checkpoint, so no checkpoint of a diverged state is written; with several
+    processes the verdict is all-reduced, so that every rank stops at the same iteration. The
+    reference is the loss of the run's first iteration (a heatmap MSE loss only falls in a
+    healthy run; a median of early iterations would let a run that blows up in its second set its
+    own reference), kept in the message hub, so it is saved with checkpoints and survives
+    ``--resume``.
 
     Args:
         interval (int): Iterations between checks. Defaults to 10.
@@ -130,7 +109,7 @@ class DivergenceHook(Hook):
         ``collective`` (every rank calls it at the same point), at the first bad one of any rank.
         """
         iterations = sorted(set(self._losses) | set(self._grad_norms))
-        losses, norms = self._read(self._losses), self._read(self._grad_norms)
+        losses, norms = read_back(self._losses), read_back(self._grad_norms)
         self._losses, self._grad_norms = {}, {}
         reference = runner.message_hub.get_info(REFERENCE_KEY)
         problem: Optional[str] = None
@@ -143,14 +122,12 @@ class DivergenceHook(Hook):
                 reference = loss
                 runner.message_hub.update_info(REFERENCE_KEY, reference)
         first_bad = iteration if problem else math.inf
-        if collective and get_world_size() > 1:  # every rank must stop at the same place
-            verdict = torch.tensor(first_bad, dtype=torch.float64,
-                                   device=next(runner.model.parameters()).device)
-            all_reduce(verdict, op='min')
-            if verdict.item() < first_bad:
-                first_bad, problem = int(verdict.item()), 'it diverged in another process'
+        if collective:  # every rank must stop at the same place
+            verdict = across_ranks(first_bad, 'min', runner)
+            if verdict < first_bad:
+                first_bad, problem = int(verdict), 'it diverged in another process'
         if problem:
-            resume = last_checkpoint(runner.work_dir)
+            resume = read_last_checkpoint(runner.work_dir)
             raise DivergenceError(
                 f'training diverged at iteration {int(first_bad) + 1} (epoch {runner.epoch + 1}): '
                 f'{problem}; last good checkpoint: '
@@ -168,12 +145,3 @@ class DivergenceHook(Hook):
             return (f'the loss {loss:.3g} is {loss / reference:.3g}x its early value '
                     f'{reference:.3g} (limit {self.explosion_factor:g}x)')
         return None
-
-    @staticmethod
-    def _read(values: Dict[int, torch.Tensor]) -> Dict[int, float]:
-        if not values:
-            return {}
-        keys = list(values)
-        device = values[keys[0]].device
-        read = torch.stack([values[k].to(device, torch.float64).reshape(()) for k in keys])
-        return dict(zip(keys, read.tolist()))

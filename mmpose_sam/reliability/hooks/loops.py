@@ -1,13 +1,8 @@
 """The training loop of our configs: a data loader worker that dies costs one line, not the run.
 
-The kernel's out-of-memory killer (or a node's memory limit) often picks a data loader worker:
-each holds decoded images and prefetched batches. PyTorch's SIGCHLD handler then raises
-``RuntimeError: DataLoader worker (pid N) is killed by signal: Killed.`` wherever the main process
-is, in the middle of a forward pass, an optimizer step or a save, and the run ends with a
-traceback, losing everything since the last epoch checkpoint although the model, optimizer and
-schedulers in the main process are intact. :class:`WorkerSafeEpochBasedTrainLoop` reports the
-death between two iterations instead, saves the last one as ``PreemptionHook`` does, and says
-what killed the worker and what to lower.
+PyTorch's SIGCHLD handler raises ``DataLoader worker (pid N) is killed by signal: Killed.``
+wherever the main process is (a forward pass, an optimizer step, a save), although the model,
+optimizer and schedulers there are intact; the out-of-memory killer often picks a worker.
 """
 import re
 import signal
@@ -107,24 +102,13 @@ class _DeathsAtFetch:
 
 @LOOPS.register_module()
 class WorkerSafeEpochBasedTrainLoop(EpochBasedTrainLoop):
-    """MMEngine's ``EpochBasedTrainLoop``; when a data loader worker dies (SIGKILL from the
-    out-of-memory killer, a crash), it saves ``iter_<N>.pth`` of the last completed iteration as
-    :class:`~.preemption_hook.PreemptionHook` does on SIGTERM, and ends in one line::
-
-        error: data loader worker (pid 4242) was killed by SIGKILL after iteration 2 (epoch 1),
-        most likely by the out-of-memory killer; saved work_dirs/x/iter_2.pth; lower
-        train_dataloader's num_workers (now 8), batch_size (64) or prefetch_factor (2), or give
-        the job more memory; then continue with --resume
-
-    (one line, exit status 1). A death is reported at the next fetch of a batch, never in the
-    middle of an iteration or a save (:class:`_DeathsAtFetch`), so the checkpoint holds weights,
-    optimizer and schedulers of ``N`` whole iterations; ``--resume`` continues at iteration
-    ``N + 1`` with the same data order when the config has ``PreemptionHook`` (ours do: it skips
-    the batches already trained). With several processes only rank 0 writes checkpoints: another
-    rank whose worker died says so, and ``--resume`` continues from the last one saved.
-
-    The loader named is the one in use when the death was noticed (train, or val during a
-    validation): a persistent worker of the other one, idle then, may have been the one killed.
+    """MMEngine's ``EpochBasedTrainLoop``; when a data loader worker dies, it saves
+    ``iter_<N>.pth`` of the last completed iteration as
+    :class:`~.preemption_hook.PreemptionHook` does on SIGTERM, and ends in one line that says what
+    killed the worker and what to lower (README "When things go wrong"). A death is reported at
+    the next fetch of a batch, never inside an iteration or a save (:class:`_DeathsAtFetch`).
+    Only rank 0 writes checkpoints; the loader named is the one in use when the death was noticed
+    (a persistent, idle worker of the other one may have been the one killed).
 
     In a config: ``train_cfg = dict(type='WorkerSafeEpochBasedTrainLoop', max_epochs=...,
     val_interval=...)`` (without ``by_epoch``, which MMEngine refuses next to ``type``).

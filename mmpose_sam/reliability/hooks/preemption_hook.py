@@ -7,13 +7,13 @@ import threading
 from typing import Callable, Dict, List, Optional
 
 import torch
-from mmengine.dist import all_gather, all_reduce, get_rank, get_world_size, is_main_process
-from mmengine.fileio import put_text
+from mmengine.dist import all_gather, get_rank, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmpose.registry import HOOKS
-from mmpose_sam.reliability.checkpoint.atomic_save import ATOMIC_BACKEND_ARGS
+from mmpose_sam.reliability.checkpoint.atomic_save import ATOMIC_BACKEND_ARGS, write_last_checkpoint
+from mmpose_sam.reliability.hooks.collectives import across_ranks
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -99,48 +99,23 @@ def save_iteration_checkpoint(runner, completed: int) -> str:
                            meta=dict(epoch=runner.epoch, iter=completed),
                            backend_args=ATOMIC_BACKEND_ARGS)
     if is_main_process():
-        put_text(path, osp.join(runner.work_dir, 'last_checkpoint'),
-                 backend_args=ATOMIC_BACKEND_ARGS)
+        write_last_checkpoint(runner.work_dir, path)
     return path
 
 
 @HOOKS.register_module()
 class PreemptionHook(Hook):
-    """On SIGTERM or SIGINT, finish the current iteration, save a checkpoint, and exit.
+    """On SIGTERM or SIGINT, finish the current iteration, save ``iter_<N>.pth`` (optimizer,
+    schedulers, under DDP every rank's batch-norm statistics) and exit 128 + the signal number;
+    ``--resume`` continues at the same iteration with the same data order
+    (README "When things go wrong").
 
-    A cluster that preempts a job (slurm's ``scancel``, ``--time`` limits with ``--signal``, spot
-    instances) sends SIGTERM and kills it a grace period later; Ctrl-C sends SIGINT. Without this
-    hook the run loses everything since its last epoch checkpoint. With it, the signal only sets a
-    flag; at the end of the iteration in flight (weights, optimizer and schedulers consistent),
-    the hook writes ``iter_<N>.pth`` with the optimizer and scheduler state, points
-    ``work_dir/last_checkpoint`` at it (what ``--resume`` reads), logs one line and exits with
-    status 128 + the signal number (143 for SIGTERM, 130 for SIGINT).
-
-    A repeated SIGTERM never costs the save: launchers forward the signal their process group
-    also got (torchrun sends it to every worker, milliseconds after the cluster did) and clusters
-    may send it again; it is counted, logged and ignored. SIGKILL at the end of the grace period
-    is the hard stop. A second SIGINT (Ctrl-C twice) stops at once, without a save.
-
-    With several processes only rank 0 writes (MMEngine's ``save_checkpoint`` is master-only);
-    every other rank waits for that write to end before it exits with the same status. Were
-    they to exit at once, torchrun (or srun's ``--kill-on-bad-exit``) would take their exit for a
-    failure and kill rank 0 in the middle of its write.
-
-    Resuming from such a mid-epoch checkpoint is exact: MMEngine restores the epoch, iteration,
-    optimizer and schedulers, and restarts the interrupted epoch from its first batch; this hook
-    makes the sampler skip the batches already trained (same seed, so the same order), so the run
-    goes on as if it had never stopped. Under DDP each rank's batch-norm running statistics are
-    its own until ``SyncBuffersHook`` averages them at the end of the epoch, and MMEngine saves
-    rank 0's alone: the checkpoint also keeps every rank's (``rank_buffers``, a few hundred KB a
-    rank), and each rank takes its own back when resumed on as many ranks.
-
-    Data loader workers keep working when the whole job gets the signal: they inherit the SIGINT
-    handler (they are started after this hook installs it) and ignore a SIGTERM that does not
-    come from their main process; the main process shuts them down. With several processes the
+    The signal only sets a flag. A repeated SIGTERM (torchrun forwarding it, the cluster repeating
+    it) is counted and ignored, so it never costs the save; a second SIGINT stops at once. Only
+    rank 0 writes; the other ranks wait for that write before they exit, or torchrun (srun's
+    ``--kill-on-bad-exit``) would take their exit for a failure and kill rank 0 mid-write. The
     ranks agree every ``sync_interval`` iterations (one tiny all-reduce), so they all stop at the
-    same iteration.
-
-    Use it in a config as ``custom_hooks = [dict(type='PreemptionHook')]`` (ours have it).
+    same one. Data loader workers ignore a SIGTERM that does not come from their main process.
 
     Args:
         sync_interval (int): Iterations between the ranks' agreements when distributed.
@@ -202,14 +177,9 @@ class PreemptionHook(Hook):
                            f'its {done} batches trained before the interruption')
 
     def _stop_requested(self, runner) -> bool:
-        if get_world_size() == 1:
-            return self.received is not None
-        if not self.every_n_train_iters(runner, self.sync_interval):
+        if get_world_size() > 1 and not self.every_n_train_iters(runner, self.sync_interval):
             return False
-        flag = torch.tensor(float(self.received is not None),
-                            device=next(runner.model.parameters()).device)
-        all_reduce(flag, op='max')
-        return bool(flag.item())
+        return bool(across_ranks(float(self.received is not None), 'max', runner))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not self._stop_requested(runner):
@@ -232,7 +202,8 @@ class PreemptionHook(Hook):
                     f'{completed} (epoch {runner.epoch + 1}): saved {path}; continue with --resume')
             saved = True
         finally:  # also when rank 0's save fails: the others must not wait for it forever
-            saved = self._all_saved(runner, saved)
+            # a barrier (until rank 0 has written) that also carries the outcome
+            saved = bool(across_ranks(float(saved), 'min', runner))
         if not saved:  # rank 0 raised its own error above; the others say what happened
             raise RuntimeError(f'rank 0 failed to save {path}: see its log')
         raise SystemExit(128 + signum)
@@ -265,20 +236,3 @@ class PreemptionHook(Hook):
         if ranks is not None and len(ranks) == get_world_size():
             state = checkpoint['state_dict']
             state.update({k: v for k, v in ranks[get_rank()].items() if k in state})
-
-    @staticmethod
-    def _all_saved(runner, saved: bool) -> bool:
-        """Wait until every rank is here, i.e. until rank 0 has written the checkpoint.
-
-        Args:
-            runner: The runner.
-            saved (bool): Whether this rank's part of the save (rank 0: the write) succeeded.
-
-        Returns:
-            bool: Whether it succeeded on every rank.
-        """
-        if get_world_size() == 1:
-            return saved
-        flag = torch.tensor(float(saved), device=next(runner.model.parameters()).device)
-        all_reduce(flag, op='min')  # a barrier that also carries the outcome
-        return bool(flag.item())
