@@ -157,7 +157,7 @@ CHECKPOINT_CACHE = Path(os.environ.get('MMPOSE_SAM_TEST_CHECKPOINTS') or
 # head and loss; the dataset; the precision; the train loop and hooks) and what writes the
 # checkpoint file. Not in it: loading, runners, inference and export, which change neither the
 # weights of a normal run nor the file (a change there that does must add its file here).
-TRAINING_SOURCES = ('models/', 'speed/', 'reliability/', 'upstream/')
+TRAINING_SOURCES = ('models/', 'speed/', 'reliability/', 'upstream/', 'devices.py')
 
 
 def train_sample_checkpoint(config: Path, work_dir: Path, epochs: int = TRAINED_EPOCHS) -> Path:
@@ -273,6 +273,19 @@ def _in_repo_root():
         yield
     finally:
         os.chdir(cwd)
+
+
+# The files that take the longest (over 1.5 min each; `--durations=0` on the Intel Xeon with
+# ATEN_CPU_CAPABILITY=avx2, 2026-12-03), longest first. pytest-xdist hands out whole files in
+# collection order: in alphabetical order the longest came last and one process went on alone
+# for minutes after the other had finished.
+LONGEST_FILES = ('test_divergence_and_preemption.py', 'test_train_loop.py', 'test_main_job.py',
+                 'test_compare.py', 'test_bad_data.py', 'test_speed_settings.py')
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest in order
 
 
 def pytest_collection_finish(session):

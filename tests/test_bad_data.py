@@ -354,10 +354,6 @@ def test_train_with_dataloader_workers_counts_across_them(sample):
     assert sorted(re.search(r'; (\d+) of 12 training samples', line)[1] for line in lines)[-1] \
         == '3'
     assert 'Epoch(train) [2][6/6]' in proc.stdout
-
-    _, proc = train(sample, workers=2, batch_size=2, max_skipped_ratio=0.2, check=False)
-    assert_stops_with(proc, re.compile(
-        rf'error: {re.escape(str(sample))}/(000000000785|000000040083)\.jpg: image \d+: '
-        r'(image file not found|not a decodable image); 3 of 12 training samples \(25\.0%\) '
-        r'skipped for unreadable images, more than max_skipped_ratio=0\.2 allows: '
-        + re.escape(IMAGE_TOOL_HINT)))
+    # Past the share with workers, the worker's DatasetError reaches the main process as the same
+    # type (test_dataloader_workers_share_one_count_across_epochs), which tools/train.py ends in
+    # one line (test_train_stops_past_the_allowed_share): not trained again here.

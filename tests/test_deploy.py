@@ -136,9 +136,12 @@ def test_heatmap_parity_on_the_bundled_people(exported, pytorch_models, name):
 @pytest.mark.parametrize('name', MODELS)
 @pytest.mark.parametrize('flip_test', [False, True])
 def test_keypoint_parity_through_the_inferencers(exported, name, flip_test):
-    """The demo's two backends on the bundled images and detections: the same people, keypoints
-    within 0.01 image pixels (README states 6.2e-4; flip test: the onnxruntime side flips and
-    averages itself)."""
+    """The demo's two backends on the bundled images and detections: the same people, the same
+    scores, and keypoints within 1e-3 image pixels wherever the score is 0.1 or more (README
+    states 6.1e-5; flip test: the onnxruntime side flips and averages itself). Below that score
+    the heatmap is nearly flat and DARK's refinement divides by its near-zero curvature, which
+    turns the backends' 1e-6 heatmap difference into up to 0.24 px on a 0.035-score keypoint: not
+    a parity defect, and not a keypoint anyone draws or that moves COCO AP."""
     from mmpose_sam.apis import BBoxFile, TopdownInferencer
     from mmpose_sam.deploy.inferencer import OnnxTopdownInferencer
     config, checkpoint, onnx_file, _ = exported[name]
@@ -151,16 +154,18 @@ def test_keypoint_parity_through_the_inferencers(exported, name, flip_test):
                                       bbox_file=BBoxFile(DET_FILE))]
     pytorch, onnxruntime = (list(backend(str(SAMPLE_DIR), bbox_thr=0.3)) for backend in backends)
     assert len(pytorch) == len(onnxruntime) == 4
-    people = 0
+    people = checked = 0
     for expected, actual in zip(pytorch, onnxruntime):
         (expected, ), (actual, ) = expected['predictions'], actual['predictions']
         assert [p['bbox'] for p in actual] == [p['bbox'] for p in expected]
         keypoints = [np.array([p['keypoints'] for p in result]) for result in (expected, actual)]
-        assert np.abs(keypoints[0] - keypoints[1]).max() < 0.01
         scores = [np.array([p['keypoint_scores'] for p in result]) for result in (expected, actual)]
         assert np.abs(scores[0] - scores[1]).max() < 1e-5
-        people += len(actual)
+        confident = scores[0] >= 0.1
+        assert np.abs(keypoints[0] - keypoints[1])[confident].max(initial=0) < 1e-3
+        people, checked = people + len(actual), checked + confident.sum()
     assert people == 33  # detections with score >= 0.3
+    assert checked >= 200, checked  # of 561 keypoints; many detections are people never trained on
 
 
 def test_onnxruntime_demo_writes_pictures_and_predictions(exported, tmp_path, capsys):

@@ -18,7 +18,14 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from toolkit.analysis import sample_people, table_head, table_row
+import numpy as np
+import torch
+from toolkit.analysis import (format_ratio, input_hw, load_config, measure_latency,
+                              median_latency, sample_people, table_head, table_row)
+from mmpose.apis import inference_topdown, init_model
+from mmpose_sam.apis import optimize_for_inference
+from mmpose_sam.errors import UserError
+from mmpose_sam.speed.amp import bf16_is_native
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
@@ -52,24 +59,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def prepare(mode: str, base, device: str, force_bf16: bool, work_dir: Path):
+def prepare(mode: str, base, device: str, force_bf16: bool):
     """``(model, channels_last)`` for a PyTorch mode, or ``(None, reason)`` when skipped."""
-    import torch
-    from mmpose_sam.speed.amp import bf16_is_native
-    from mmpose_sam.apis import optimize_for_inference
+    if mode == 'optimized-bf16' and not (force_bf16 or bf16_is_native(device)):
+        return None, 'skipped: bf16 is emulated on this device (--force-bf16 runs it)'
+    model = copy.deepcopy(base)
     if mode == 'fp32':
-        return copy.deepcopy(base), False
+        return model, False
     if mode == 'channels-last':
-        return copy.deepcopy(base).to(memory_format=torch.channels_last), True
-    if mode == 'optimized-fp32':
-        return optimize_for_inference(copy.deepcopy(base), dtype='fp32'), True
-    if mode == 'optimized-bf16':
-        if not (force_bf16 or bf16_is_native(device)):
-            return None, 'skipped: bf16 is emulated on this device (--force-bf16 runs it)'
-        return optimize_for_inference(copy.deepcopy(base), dtype='bf16'), True
-    if mode == 'compiled':
-        return optimize_for_inference(copy.deepcopy(base), compile=True), True
-    raise ValueError(mode)
+        return model.to(memory_format=torch.channels_last), True
+    options = {'optimized-fp32': dict(dtype='fp32'), 'optimized-bf16': dict(dtype='bf16'),
+               'compiled': dict(compile=True)}
+    return optimize_for_inference(model, **options[mode]), True
 
 
 def onnxruntime_latency(base, hw, batch_sizes: List[int], args, name: str) -> Dict:
@@ -79,9 +80,6 @@ def onnxruntime_latency(base, hw, batch_sizes: List[int], args, name: str) -> Di
         from mmpose_sam.deploy.onnxruntime_model import OnnxPoseModel
     except ImportError as error:
         return {'skipped': f'skipped: {error}'}
-    import numpy as np
-    from toolkit.analysis import median_latency
-    from mmpose_sam.errors import UserError
     try:
         path = args.work_dir / f'{name}.onnx'
         export_onnx(copy.deepcopy(base), path)
@@ -98,8 +96,6 @@ def onnxruntime_latency(base, hw, batch_sizes: List[int], args, name: str) -> Di
 
 def predicted_keypoints(model, people):
     """``(P, K, 2)`` keypoints in image pixels from MMPose's ``inference_topdown``."""
-    import numpy as np
-    from mmpose.apis import inference_topdown
     return np.concatenate([
         np.concatenate([s.pred_instances.keypoints for s in inference_topdown(model, path, boxes)])
         for path, boxes in people
@@ -108,15 +104,12 @@ def predicted_keypoints(model, people):
 
 def keypoint_deviation(reference, candidate) -> Dict[str, float]:
     """Mean and max distance in pixels between two ``(P, K, 2)`` keypoint arrays."""
-    import numpy as np
     distance = np.linalg.norm(candidate - reference, axis=-1)
     return dict(mean_px=float(distance.mean()), max_px=float(distance.max()))
 
 
 def benchmark_model(name: str, config: Path, checkpoint: Optional[str], args,
                     device: str) -> dict:
-    from mmpose.apis import init_model
-    from toolkit.analysis import input_hw, load_config, measure_latency
     cfg = load_config(config)
     # Without a checkpoint the weights are PyTorch's default init (init_model runs no init_cfg,
     # so nothing is downloaded): enough to time the network.
@@ -132,7 +125,7 @@ def benchmark_model(name: str, config: Path, checkpoint: Optional[str], args,
             else:
                 rows[mode] = onnxruntime_latency(base, hw, args.batch_sizes, args, name)
             continue
-        model, channels_last = prepare(mode, base, device, args.force_bf16, args.work_dir)
+        model, channels_last = prepare(mode, base, device, args.force_bf16)
         if model is None:
             rows[mode] = {'skipped': channels_last}
             continue
@@ -147,12 +140,7 @@ def benchmark_model(name: str, config: Path, checkpoint: Optional[str], args,
     return dict(config=str(config), input_hw=list(hw), modes=rows)
 
 
-def _cell(row: dict, batch: int) -> str:
-    return f'{row[batch] * 1e3:.2f}' if batch in row else '-'
-
-
 def latency_table(results: Dict[str, dict], batch_sizes: List[int], setting: str) -> str:
-    from toolkit.analysis import format_ratio
     largest = max(batch_sizes)
     header = ['model', 'mode'] + [f'b{b} ms/crop' for b in batch_sizes] + [
         f'speed-up vs fp32 (b{largest})', 'keypoints vs fp32 (mean / max px)']
@@ -165,7 +153,7 @@ def latency_table(results: Dict[str, dict], batch_sizes: List[int], setting: str
                 continue
             kpt = row.get('keypoints')
             lines.append(table_row(
-                [name, mode] + [_cell(row, b) for b in batch_sizes] +
+                [name, mode] + [f'{row[b] * 1e3:.2f}' if b in row else '-' for b in batch_sizes] +
                 [format_ratio(baseline, row.get(largest)),
                  f'{kpt["mean_px"]:.3f} / {kpt["max_px"]:.3f}' if kpt else '-']))
     sb, sam = results.get('SimpleBaseline'), results.get('SAM')
@@ -181,7 +169,6 @@ def latency_table(results: Dict[str, dict], batch_sizes: List[int], setting: str
 def main(argv=None) -> str:
     argv = sys.argv[1:] if argv is None else list(map(str, argv))
     args = parse_args(argv)
-    import torch
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     device_name = torch.cuda.get_device_name() if device.startswith('cuda') else \
         f'CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'

@@ -25,6 +25,10 @@ import torch
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.hooks import Hook
 from mmpose_sam.reliability.checkpoint import AtomicLocalBackend
+from toolkit.analysis import (format_ratio, load_config, synchronized_clock, table_head,
+                              table_row)
+from toolkit.runners import build_runner
+from toolkit.throughput_hook import TrainThroughputHook
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
@@ -93,16 +97,16 @@ def as_shipped_by_mmpose(cfg, cuda: bool) -> None:
     cfg.custom_hooks = [dict(h) for h in MMPOSE_CUSTOM_HOOKS]
 
 
-def benchmark_config(config: Path, work_dir: Path, args: argparse.Namespace, setting: str,
+def benchmark_config(name: str, config: Path, args: argparse.Namespace, setting: str,
                      cuda: Optional[bool] = None):
     """The config's model, optimizer, training pipeline and hooks; the bundled sample as data;
-    iteration-based, no validation, no checkpoints, no ImageNet download. ``cuda``: build it as
-    for a GPU run (default: whether this machine has one)."""
+    iteration-based, no validation, no checkpoints, no ImageNet download; the work dir of the row
+    of model ``name``. ``cuda``: build it as for a GPU run (default: whether this machine has
+    one)."""
     if cuda is None:
         cuda = torch.cuda.is_available()
-    from toolkit.analysis import load_config
-    cfg = load_config(config)
-    cfg.work_dir = str(work_dir)
+    cfg = load_config(config.resolve())
+    cfg.work_dir = str((args.work_dir / f'{setting}_{name.lower()}').resolve())
     cfg.launcher = 'none'
     cfg.randomness = dict(seed=0)
     cfg.env_cfg.cudnn_benchmark = True  # in both settings: fixed input size
@@ -176,7 +180,6 @@ def stop_loader_workers(runner) -> None:
 def fixed_batch_throughput(runner, iters: int, warmup: int, profile_dir: Optional[Path] = None,
                            profile_steps_count: int = 5) -> Dict[str, object]:
     """Crops/s of ``runner.model.train_step`` on one batch that already sits on the device."""
-    from toolkit.analysis import synchronized_clock
     model = runner.model
     # The next batch of the training loop's own iterator: a fresh iter() over a loader with
     # persistent workers and an InfiniteSampler can end at once.
@@ -218,12 +221,7 @@ def profile_steps(model, batch, optim_wrapper, out_dir: Path, steps: int = 5) ->
 
 
 def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> dict:
-    from toolkit.runners import build_runner
-    from toolkit.analysis import synchronized_clock
-    from toolkit.throughput_hook import TrainThroughputHook
-
-    work_dir = (args.work_dir / f'{setting}_{name.lower()}').resolve()
-    cfg = benchmark_config(config.resolve(), work_dir, args, setting)
+    cfg = benchmark_config(name, config, args, setting)
     start = synchronized_clock()
     runner = build_runner(cfg)
     built = synchronized_clock()
@@ -255,7 +253,7 @@ def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> 
                        first_iter=throughput.first_iter_end - throughput.first_iter_start))
     model_only = fixed_batch_throughput(
         runner, args.model_only_iters, args.model_only_warmup,
-        work_dir / 'profile' if args.profile else None, args.profile_steps)
+        Path(cfg.work_dir, 'profile') if args.profile else None, args.profile_steps)
     result.update({f'model_only_{key}': value for key, value in model_only.items()})
     result['peak_gpu_memory_gib'] = (torch.cuda.max_memory_allocated() / 2**30
                                      if on_gpu else None)
@@ -269,48 +267,40 @@ def run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> 
     return result
 
 
-def dry_run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> dict:
+def dry_run_row(name: str, config: Path, setting: str, args: argparse.Namespace) -> None:
     """Build one row's config as the run would (as on a GPU with ``--as-if-gpu``), print it,
     build its runner, optimizer wrapper and training data loader; train nothing."""
-    from toolkit.runners import build_runner
     cuda = args.as_if_gpu or torch.cuda.is_available()
     key = f'{setting}/{name}'
-    work_dir = (args.work_dir / f'{setting}_{name.lower()}').resolve()
-    cfg = benchmark_config(config.resolve(), work_dir, args, setting, cuda=cuda)
+    cfg = benchmark_config(name, config, args, setting, cuda=cuda)
     where = 'as on a GPU' if cuda else 'as on this CPU'
     print(f'----- config {key} ({where}) -----\n{cfg.pretty_text}\n----- end of config {key} -----',
           flush=True)
     runner = build_runner(cfg)  # MMEngine logs cfg.pretty_text and dumps the config here too
-    info = dict(optim_wrapper_type=cfg.optim_wrapper.type,
-                custom_hooks=[h['type'] for h in cfg.custom_hooks],
-                runner_hooks=[type(h).__name__ for h in runner.hooks])
     try:
         wrapper = runner.build_optim_wrapper(cfg.optim_wrapper)
-        info['optim_wrapper'] = f'built: {type(wrapper).__module__}.{type(wrapper).__name__}'
+        built = f'built: {type(wrapper).__module__}.{type(wrapper).__name__}'
     except AssertionError as error:  # MMEngine's AmpOptimWrapper without an accelerator
         if torch.cuda.is_available() or cfg.optim_wrapper.type != MMENGINE_AMP:
             raise
         plain = runner.build_optim_wrapper(dict(type='OptimWrapper',
                                                 optimizer=cfg.optim_wrapper.optimizer))
-        info['optim_wrapper'] = (
+        built = (
             f'{MMENGINE_AMP} NOT built on this CPU (MMEngine\'s AmpOptimWrapper asserts a GPU: '
             f'{str(error).strip()!r}); its optimizer built in a plain OptimWrapper instead: '
             f'{type(plain.optimizer).__name__}')
     # The loader object only: its workers start with the first batch, which is never asked for.
     loader = runner.build_dataloader(cfg.train_dataloader, seed=runner.seed)
     collate = getattr(loader.collate_fn, 'func', loader.collate_fn)  # through functools.partial
-    info['train_dataloader'] = (f'built: {type(loader.dataset).__name__} of {len(loader.dataset)} '
-                                f'samples, batch {loader.batch_size}, collate '
-                                f'{getattr(collate, "__name__", type(collate).__name__)}')
     print(f'[benchmark_train] dry run {key} ({where}): '
-          f'optim_wrapper.type={info["optim_wrapper_type"]}; '
-          f'custom_hooks={",".join(info["custom_hooks"])}; '
-          f'runner built (hooks: {",".join(info["runner_hooks"])}); '
-          f'optim wrapper {info["optim_wrapper"]}; '
-          f'train data loader {info["train_dataloader"]}; nothing trained', flush=True)
+          f'optim_wrapper.type={cfg.optim_wrapper.type}; '
+          f'custom_hooks={",".join(h["type"] for h in cfg.custom_hooks)}; '
+          f'runner built (hooks: {",".join(type(h).__name__ for h in runner.hooks)}); '
+          f'optim wrapper {built}; train data loader built: {type(loader.dataset).__name__} of '
+          f'{len(loader.dataset)} samples, batch {loader.batch_size}, collate '
+          f'{getattr(collate, "__name__", type(collate).__name__)}; nothing trained', flush=True)
     del runner, loader
     gc.collect()
-    return info
 
 
 def row_estimate(rows: Dict[str, dict], setting: str) -> float:
@@ -328,7 +318,6 @@ def _fmt(value: Optional[float], spec: str) -> str:
 
 
 def throughput_table(rows: Dict[str, dict], setting: str) -> str:
-    from toolkit.analysis import format_ratio, table_head, table_row
     lines = table_head(['model', 'setting', 'end to end (crops/s)', 'data-time share',
                         'model only (crops/s)', 'model only (ms/iter)', 'peak GPU memory (GiB)',
                         'start-up: runner / to 1st iter / 1st iter (s)'])
@@ -361,31 +350,28 @@ def main(argv=None) -> str:
     run_start = time.monotonic()
     argv = sys.argv[1:] if argv is None else list(map(str, argv))
     args = parse_args(argv)
+    args.work_dir = args.work_dir.resolve()
+    out = (args.out or args.work_dir / 'throughput.md').resolve()
+    os.chdir(ROOT)
+    planned = [(setting, name, config) for setting in args.settings
+               for name, config in (('SimpleBaseline', args.sb_config), ('SAM', args.sam_config))]
     if args.dry_run:
-        args.work_dir = args.work_dir.resolve()
-        os.chdir(ROOT)
-        for setting in args.settings:
-            for name, config in (('SimpleBaseline', args.sb_config), ('SAM', args.sam_config)):
-                dry_run_row(name, config, setting, args)
+        for setting, name, config in planned:
+            dry_run_row(name, config, setting, args)
         print('[benchmark_train] dry run: every config printed and built; nothing measured',
               flush=True)
         return ''
-    on_gpu = torch.cuda.is_available()
-    device_name = torch.cuda.get_device_name() if on_gpu else \
+    device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else \
         f'CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)'
-    args.work_dir = args.work_dir.resolve()
-    out = (args.out or args.work_dir / 'throughput.md').resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    os.chdir(ROOT)
 
-    def report(rows, skipped):
-        return dict(device=device_name, torch=torch.__version__, cpu_count=os.cpu_count(),
-                    args={k: str(v) for k, v in vars(args).items()}, rows=rows, skipped=skipped)
+    def write_report(skipped):
+        report = dict(device=device_name, torch=torch.__version__, cpu_count=os.cpu_count(),
+                      args={k: str(v) for k, v in vars(args).items()}, rows=rows, skipped=skipped)
+        put_text(json.dumps(report, indent=2) + '\n', out.with_suffix('.json'))
 
     rows: Dict[str, dict] = {}
     skipped = []
-    planned = [(setting, name, config) for setting in args.settings
-               for name, config in (('SimpleBaseline', args.sb_config), ('SAM', args.sam_config))]
     for index, (setting, name, config) in enumerate(planned):
         elapsed = time.monotonic() - run_start
         estimate = row_estimate(rows, setting)
@@ -401,14 +387,14 @@ def main(argv=None) -> str:
         row = rows[f'{setting}/{name}'] = run_row(name, config, setting, args)
         row['row_s'] = time.monotonic() - row_start
         # Both files after every row, each written whole: a run cut short keeps what it measured.
-        put_text(json.dumps(report(rows, []), indent=2) + '\n', out.with_suffix('.json'))
+        write_report([])
         put_text(throughput_table(rows, 'Partial: the run is still going.') + '\n', out)
         print(f'[benchmark_train] {setting} {name}: end to end '
               f'{_fmt(row["end_to_end_crops_per_s"], ".1f")} crops/s, model only '
               f'{row["model_only_crops_per_s"]:.1f} crops/s '
               f'({time.monotonic() - run_start:.0f} s so far)', flush=True)
     if skipped:
-        put_text(json.dumps(report(rows, skipped), indent=2) + '\n', out.with_suffix('.json'))
+        write_report(skipped)
 
     setting_text = (
         f'Training throughput on {device_name} ({os.cpu_count()} CPU cores), torch '

@@ -19,14 +19,19 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 # First: importing mmpose_sam registers the plugin and quiets pkg_resources.
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmpose.datasets.datasets.base import BaseCocoStyleDataset
+from mmpose.registry import DATASETS
+from mmpose.utils import register_all_modules
 
 # mmpose_sam registers CheckedCocoDataset; install_excepthook (in __main__) prints an uncaught
 # UserError (a missing config, a bad option) as one line.
-from mmpose_sam.reliability.data import (check_coco_annotations, check_detections, check_image,
-                                         load_json)
+from mmpose_sam.reliability.data import (CheckedCocoDataset, check_coco_annotations,
+                                         check_detections, check_image, load_json)
 from mmpose_sam.reliability.data.problems import (WARNING, Problem, count_by_kind, plural,
                                                   split_by_severity)
 from mmpose_sam.errors import InvalidInputError
+from toolkit import analysis, doc_parser
 
 SPLITS = ('train', 'val', 'test')
 
@@ -50,9 +55,7 @@ class DatasetSpec:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser = doc_parser(__doc__)
     parser.add_argument('config', help='MMPose config file')
     parser.add_argument('--split', choices=(*SPLITS, 'all'), default='all',
                         help='which dataloader\'s dataset to check (default: all)')
@@ -70,11 +73,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def load_config(path: str, cfg_options: Optional[dict]) -> Config:
     if not os.path.isfile(path):
         raise InvalidInputError(path, 'config file not found')
-    cfg = Config.fromfile(path)  # imports the config's custom_imports (mmpose_sam)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    from mmengine.registry import init_default_scope
-    from mmpose.utils import register_all_modules
+    cfg = analysis.load_config(path, cfg_options)
     register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'mmpose'))
     return cfg
@@ -96,11 +95,6 @@ def dataset_specs(cfg: Config, config_path: str,
                   splits: Sequence[str]) -> Tuple[List[DatasetSpec], List[Problem]]:
     """The COCO-style datasets of ``splits``, the same dataset in several splits once; and a
     warning for each dataset this tool cannot check."""
-    from mmpose.datasets.datasets.base import BaseCocoStyleDataset
-    from mmpose.registry import DATASETS
-
-    from mmpose_sam.reliability.data import CheckedCocoDataset
-
     # CheckedCocoDataset checks, then reads as BaseCocoStyleDataset does.
     coco_layout_readers = (BaseCocoStyleDataset._load_annotations,
                            CheckedCocoDataset._load_annotations)
@@ -137,15 +131,12 @@ def dataset_specs(cfg: Config, config_path: str,
             metainfo = dataset.metainfo
             names = metainfo.get('keypoint_id2name', {})
             spec = DatasetSpec(
-                splits=[split], type_name=type_name, ann_file=dataset.ann_file,
+                splits=[], type_name=type_name, ann_file=dataset.ann_file,
                 bbox_file=dataset.bbox_file or None, img_prefix=dataset.data_prefix.get('img', ''),
                 test_mode=dataset.test_mode, data_mode=dataset.data_mode,
                 num_keypoints=metainfo['num_keypoints'],
                 keypoint_names=[names.get(k, '') for k in range(metainfo['num_keypoints'])])
-            if spec.key in specs:
-                specs[spec.key].splits.append(split)
-            else:
-                specs[spec.key] = spec
+            specs.setdefault(spec.key, spec).splits.append(split)  # each dataset once
     return list(specs.values()), problems
 
 

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from toolkit import doc_parser
+
 # torch and the OpenMMLab stack are imported inside the functions: `--device cpu` must hide the
 # GPUs before anything can initialise CUDA.
 
@@ -37,9 +39,7 @@ OWN = 'own'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser = doc_parser(__doc__)
     parser.add_argument('--configs', nargs='+', default=[str(c) for c in DEFAULT_CONFIGS],
                         help='configs to compare, the first is the reference of the ratios '
                              '(mmpose::PATH for MMPose\'s; default: SB-R50, SEResNet-50, SAM-R50, '
@@ -170,12 +170,6 @@ def profile(cfg, device: str, warmup: int, repeats: int) -> dict:
     return result
 
 
-def _fmt_time(seconds: Optional[float], trained: bool) -> str:
-    if seconds is not None:
-        return f'{seconds:.1f} s'
-    return '- (checkpoint)' if trained else '-'
-
-
 def _metric(r: dict, metric: str) -> Optional[float]:
     return (r.get('metrics') or {}).get(metric)
 
@@ -197,7 +191,9 @@ def comparison_table(results: Dict[str, dict], device_name: str, recipe_note: st
         cells += [f'{r[f"latency_b{b}"] * 1e3:.2f}' for b in BATCH_SIZES]
         cells += [f'{r[f"fast_b{b}"] * 1e3:.2f} ({r["optimized_dtype"]})' for b in BATCH_SIZES]
         cells += [f'{_metric(r, m):.4f}' if _metric(r, m) is not None else '-' for m in METRICS]
-        cells.append(_fmt_time(_metric(r, 'train_s'), r['metrics'] is not None))
+        train_s = _metric(r, 'train_s')
+        cells.append(f'{train_s:.1f} s' if train_s is not None else
+                     '- (checkpoint)' if r['metrics'] is not None else '-')
         cells.append(str(r['reference']) if r['reference'] else '-')
         lines.append(table_row(cells))
     first_name, first = next(iter(results.items()))
@@ -246,8 +242,7 @@ def draw_comparison(results: Dict[str, dict], path: Path, device_name: str) -> P
             axis.annotate(name, (x, y), textcoords='offset points', xytext=(6, 4), fontsize=8)
         if not points:
             axis.text(0.5, 0.5, empty, ha='center', va='center', transform=axis.transAxes)
-        axis.set_xlabel(xlabel)
-        axis.set_ylabel(ylabel)
+        axis.set(xlabel=xlabel, ylabel=ylabel)
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3)
 
@@ -275,8 +270,7 @@ def draw_comparison(results: Dict[str, dict], path: Path, device_name: str) -> P
     else:
         curves.text(0.5, 0.5, 'nothing was trained', ha='center', va='center',
                     transform=curves.transAxes)
-    curves.set_xlabel('iteration')
-    curves.set_ylabel('training loss')
+    curves.set(xlabel='iteration', ylabel='training loss')
     curves.set_title('training loss, same recipe and seed', fontsize=10)
     curves.grid(alpha=0.3)
     figure.tight_layout()

@@ -22,16 +22,16 @@ from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
 from mmengine.device import get_device
 
-from mmpose_sam.apis import (BBoxFile, InvalidInputError, check_video, is_video, list_images,
-                             load_image, require_files)
+from mmpose_sam.apis import (BBoxFile, InvalidInputError, TopdownInferencer, check_video, is_video,
+                             list_images, load_image, optimize_for_inference, require_files,
+                             spatial_attention_gates)
 from mmpose_sam.errors import UserError
+from toolkit import doc_parser
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments (``argv`` defaults to ``sys.argv[1:]``)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser = doc_parser(__doc__)
     parser.add_argument('model', help='pose config file, or the .onnx file with --backend '
                         'onnxruntime (tools/deploy/export_onnx.py)')
     parser.add_argument('checkpoint', nargs='?', help='pose checkpoint file (PyTorch backend)')
@@ -116,20 +116,17 @@ def build_inferencer(args: argparse.Namespace, bbox_file: Optional[BBoxFile]):
         from mmpose_sam.deploy.inferencer import OnnxTopdownInferencer
         return OnnxTopdownInferencer(args.model, device=args.device, cfg_options=args.cfg_options,
                                      **common)
-    from mmpose_sam.apis import TopdownInferencer
     from toolkit.analysis import load_config
     cfg = load_config(args.model, args.cfg_options)
     attention_dir = Path(args.out_dir, 'attention') if args.attention else None
     inferencer = TopdownInferencer(cfg, args.checkpoint, args.device, attention_dir=attention_dir,
                                    **common)
     if attention_dir is not None:
-        from mmpose_sam.apis import spatial_attention_gates
         try:
             spatial_attention_gates(inferencer.model)
         except ValueError as error:
             raise UserError(f'{args.model}: {error}') from None
     if args.dtype:
-        from mmpose_sam.apis import optimize_for_inference
         inferencer.model = optimize_for_inference(
             inferencer.model, dtype=args.dtype, channels_last=not args.no_channels_last,
             compile=args.compile)

@@ -117,10 +117,6 @@ def training_precision(runner) -> str:
     return f'{str(dtype).split(".")[-1]} autocast on {device.type}'
 
 
-def summary_table(rows) -> str:
-    return '\n'.join(table_head(['what', 'value']) + [table_row(row) for row in rows])
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     os.chdir(ROOT)  # the configs' data_root is relative to the repo root, as in MMPose
@@ -147,7 +143,7 @@ def main(argv=None) -> dict:
     rows += [(f'{m} (detected boxes)', f'{det[m]:.3f}') for m in METRICS]
     rows += [('pictures', pictures), ('training time', f'{train_time / 60:.1f} min'),
              ('total time', f'{total_time / 60:.1f} min')]
-    table = summary_table(rows)
+    table = '\n'.join(table_head(['what', 'value']) + [table_row(row) for row in rows])
     Path(cfg.work_dir, 'summary.md').write_text(table + '\n')
     Path(cfg.work_dir, 'summary.json').write_text(json.dumps(
         {'gt_boxes': gt, 'det_boxes': det, 'checkpoint': checkpoint, 'seed': runner.seed,

@@ -21,7 +21,7 @@ import yaml
 
 import mmpose
 from toolkit.analysis import (Complexity, attention_label, build_model, count_complexity, input_hw,
-                              load_config)
+                              load_config, table_head, table_row)
 from mmengine.device import get_device
 from mmpose_sam.models import CBAM, SEAttention, StageAttention
 from mmpose_sam.reliability.checkpoint.fit import architecture_name
@@ -30,37 +30,24 @@ from toolkit.zoo import PAPER, zoo_twin
 ROOT = Path(__file__).resolve().parents[1]
 COCO_DIR = ROOT / 'configs' / 'body_2d_keypoint' / 'topdown_heatmap' / 'coco'
 METAFILE = COCO_DIR / 'sam_coco.yml'
-
-
-
-def _collection(name: str, title: str, url: str = '') -> dict:
-    return dict(Name=name, Paper=dict(Title=title, **({'URL': url} if url else {})),
-                README='README.md')
-
-
-SB_COLLECTION = 'SimpleBaseline2D'
-SAM_COLLECTION = 'EfficientSpatialAttention'
-HRNET_COLLECTION = 'HRNet'
-CBAM_COLLECTION = 'CBAM'
-SE_COLLECTION = 'SENet'
 CVF = 'http://openaccess.thecvf.com/content_'
-COLLECTIONS = [
-    _collection(SB_COLLECTION, 'Simple baselines for human pose estimation and tracking',
-                f'{CVF}ECCV_2018/html/Bin_Xiao_Simple_Baselines_for_ECCV_2018_paper.html'),
-    _collection(SAM_COLLECTION, 'Efficient Spatial-Attention module for human pose estimation'),
-    _collection(HRNET_COLLECTION,
-                'Deep high-resolution representation learning for human pose estimation',
-                f'{CVF}CVPR_2019/html/Sun_Deep_High-Resolution_Representation_Learning_for_'
-                'Human_Pose_Estimation_CVPR_2019_paper.html'),
-    _collection(CBAM_COLLECTION, 'CBAM: Convolutional block attention module',
-                f'{CVF.replace("http:", "https:")}ECCV_2018/html/'
-                'Sanghyun_Woo_Convolutional_Block_Attention_ECCV_2018_paper.html'),
-    _collection(SE_COLLECTION, 'Squeeze-and-excitation networks',
-                f'{CVF.replace("http:", "https:")}cvpr_2018/html/'
-                'Hu_Squeeze-and-Excitation_Networks_CVPR_2018_paper.html'),
-]
-ATTENTION_COLLECTIONS = {StageAttention: SAM_COLLECTION, CBAM: CBAM_COLLECTION,
-                         SEAttention: SE_COLLECTION}
+# The metafile's Collections: name -> (paper title, paper URL or '').
+COLLECTIONS = {
+    'SimpleBaseline2D': ('Simple baselines for human pose estimation and tracking',
+                         f'{CVF}ECCV_2018/html/Bin_Xiao_Simple_Baselines_for_ECCV_2018_paper.html'),
+    'EfficientSpatialAttention': ('Efficient Spatial-Attention module for human pose estimation',
+                                  ''),
+    'HRNet': ('Deep high-resolution representation learning for human pose estimation',
+              f'{CVF}CVPR_2019/html/Sun_Deep_High-Resolution_Representation_Learning_for_'
+              'Human_Pose_Estimation_CVPR_2019_paper.html'),
+    'CBAM': ('CBAM: Convolutional block attention module',
+             f'{CVF.replace("http:", "https:")}ECCV_2018/html/'
+             'Sanghyun_Woo_Convolutional_Block_Attention_ECCV_2018_paper.html'),
+    'SENet': ('Squeeze-and-excitation networks', f'{CVF.replace("http:", "https:")}cvpr_2018/html/'
+              'Hu_Squeeze-and-Excitation_Networks_CVPR_2018_paper.html'),
+}
+ATTENTION_COLLECTIONS = {StageAttention: 'EfficientSpatialAttention', CBAM: 'CBAM',
+                         SEAttention: 'SENet'}
 
 SCHEDULES = {210: '210e (MMPose)', 270: '270e (paper)'}
 
@@ -118,8 +105,8 @@ def measure(configs: Sequence[Path], device: str = 'cpu') -> List[Row]:
         backbone, head = model.backbone, model.head
         attention_types = {type(m) for m in backbone.modules() if type(m) in ATTENTION_COLLECTIONS}
         collection = (ATTENTION_COLLECTIONS[attention_types.pop()] if len(attention_types) == 1
-                      else HRNET_COLLECTION if 'HRNet' in type(backbone).__name__
-                      else SB_COLLECTION)
+                      else 'HRNet' if 'HRNet' in type(backbone).__name__
+                      else 'SimpleBaseline2D')
         conv_first = None
         if type(head).__name__ == 'BilinearHeatmapHead':
             conv_first = counted(
@@ -145,20 +132,18 @@ def _g(value: int, digits: int = 3) -> str:
 
 def markdown_table(rows: Sequence[Row]) -> str:
     """The table, with a legend of what each count covers."""
-    lines = [
-        '| config | attention | depth | input size | params | params (M) | paper params '
-        '| GMACs (FlopAnalyzer) | GMACs (torch counter) | counters agree (conv/linear) '
-        '| attention elementwise Gops | GMACs, conv_first head |',
-        '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |'
-    ]
+    lines = table_head(['config', 'attention', 'depth', 'input size', 'params', 'params (M)',
+                        'paper params', 'GMACs (FlopAnalyzer)', 'GMACs (torch counter)',
+                        'counters agree (conv/linear)', 'attention elementwise Gops',
+                        'GMACs, conv_first head'], right=(2, 4, 5, 6, 7, 8, 10, 11))
     for row in rows:
         c = row.complexity
         agree = ('yes' if c.counters_agree else '**MISMATCH**') + f' ({c.mismatch:.2%})'
-        lines.append(
-            f'| {Path(row.config).name} | {row.attention} | {row.depth or "-"} | {row.input_size} '
-            f'| {c.params:,} | {c.params / 1e6:.2f} | {row.paper.get("params", "-")} '
-            f'| {_g(c.macs)} | {_g(c.torch_macs)} | {agree} | {_g(c.elementwise_ops, 4)} '
-            f'| {_g(row.conv_first.macs) if row.conv_first else "-"} |')
+        lines.append(table_row([
+            Path(row.config).name, row.attention, row.depth or '-', row.input_size,
+            f'{c.params:,}', f'{c.params / 1e6:.2f}', row.paper.get('params', '-'), _g(c.macs),
+            _g(c.torch_macs), agree, _g(c.elementwise_ops, 4),
+            _g(row.conv_first.macs) if row.conv_first else '-']))
     uncounted = sorted({op for row in rows for op in row.complexity.uncounted_ops})
     lines += [
         '',
@@ -224,7 +209,9 @@ def render_metafile(rows: Sequence[Row]) -> str:
               '# No COCO results are measured here, so there is no Results key; the paper\'s own\n'
               '# figures are under Paper, MMPose\'s zoo result of the MMPose twin under\n'
               '# Baseline.\n')
-    body = dict(Collections=COLLECTIONS, Models=[metafile_entry(row) for row in rows])
+    collections = [dict(Name=name, Paper=dict(Title=title, **({'URL': url} if url else {})),
+                        README='README.md') for name, (title, url) in COLLECTIONS.items()]
+    body = dict(Collections=collections, Models=[metafile_entry(row) for row in rows])
     return header + yaml.safe_dump(body, sort_keys=False, width=100)
 
 

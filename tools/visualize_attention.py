@@ -24,13 +24,12 @@ from mmpose_sam.apis import (BBoxFile, InvalidInputError, StageMap, capture_spat
                              iter_images, list_images, person_prefixes, require_files,
                              save_attention_pictures, select_boxes, spatial_attention_gates,
                              topdown_inputs)
+from toolkit import doc_parser
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     """Command-line arguments (``argv`` defaults to ``sys.argv[1:]``)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser = doc_parser(__doc__)
     parser.add_argument('config',
                         help='config of a model with spatial attention (StageAttention, CBAM)')
     parser.add_argument('checkpoint', help='checkpoint file')

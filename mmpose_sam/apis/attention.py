@@ -4,6 +4,7 @@ module's ``spatial_gate`` for one forward pass (the model keeps no state), and p
 Stages are numbered 1..4 as in the papers (``attention_stages`` index + 1); a stage with attention
 on several resolution branches (HRNet) gives one map per branch, ``'S.B'`` (B=1 the highest).
 """
+from collections import Counter
 from pathlib import Path
 from typing import List, NamedTuple, Sequence, Tuple, Union
 
@@ -43,9 +44,7 @@ def spatial_attention_gates(model: nn.Module) -> List[Tuple[Stage, nn.Module]]:
         raise ValueError(f'{type(backbone).__name__} has no spatial attention ({what}): attention '
                          "maps need a backbone with attention=dict(type='StageAttention') or "
                          "'CBAM', e.g. a td-hm_sam-* config")
-    per_stage = {}
-    for module in spatial:
-        per_stage[module.stage] = per_stage.get(module.stage, 0) + 1
+    per_stage = Counter(module.stage for module in spatial)
     return [(module.stage if per_stage[module.stage] == 1 or module.branch is None else
              f'{module.stage}.{module.branch + 1}', module.spatial_gate) for module in spatial]
 

@@ -41,10 +41,10 @@ def attention_key_prefixes(keys: Iterable[str]) -> Tuple[str, ...]:
 class AttentionModule(BaseModule):
     """Base class of the modules a backbone places after a stage: ``(N, C, H, W)`` in, the same
     shape out. Subclasses keep their weights under children named ``channel`` and/or ``spatial``
-    (:func:`attention_key_prefixes` relies on it) and provide :attr:`spatial_gate` (the submodule
-    whose output is the ``(N, 1, H, W)`` map, or ``None``), :meth:`elementwise_ops` and
-    :attr:`label` (``'sam-3x3+3x3'``, ``'cbam'``, ``'se'``). The backbone sets ``stage``
-    (1-based) and ``branch`` (0-based resolution branch, or ``None``).
+    (:func:`attention_key_prefixes` relies on it; :attr:`spatial_gate`, the submodule whose
+    output is the ``(N, 1, H, W)`` map, is the ``gate`` of the ``spatial`` child, if any) and
+    provide :meth:`elementwise_ops` and :attr:`label` (``'sam-3x3+3x3'``, ``'cbam'``, ``'se'``).
+    The backbone sets ``stage`` (1-based) and ``branch`` (0-based resolution branch, or ``None``).
 
     Args:
         channels (int): Channels ``C`` of the stage output.
@@ -59,7 +59,7 @@ class AttentionModule(BaseModule):
 
     @property
     def spatial_gate(self) -> Optional[nn.Module]:
-        return None
+        return getattr(getattr(self, 'spatial', None), 'gate', None)
 
     @property
     def label(self) -> str:
@@ -174,10 +174,6 @@ class StageAttention(AttentionModule):
         self.scale = nn.Parameter(torch.zeros(1)) if identity_init else None
 
     @property
-    def spatial_gate(self) -> nn.Module:
-        return self.spatial.gate
-
-    @property
     def label(self) -> str:
         return f'sam-{self.spatial.kernel}'
 
@@ -248,6 +244,8 @@ class CBAM(AttentionModule):
         spatial_kernel_size (int): Odd kernel size of the spatial conv. Defaults to 7.
     """
 
+    label = 'cbam'
+
     def __init__(self, channels: int, ratio: int = 16, spatial_kernel_size: int = 7):
         super().__init__(channels)
         _check_ratio(channels, ratio)
@@ -257,14 +255,6 @@ class CBAM(AttentionModule):
         self.ratio = ratio
         self.channel = _CBAMChannelGate(channels, ratio)
         self.spatial = _CBAMSpatialGate(spatial_kernel_size)
-
-    @property
-    def spatial_gate(self) -> nn.Module:
-        return self.spatial.gate
-
-    @property
-    def label(self) -> str:
-        return 'cbam'
 
     def forward(self, x: Tensor) -> Tensor:
         return self.spatial(self.channel(x))
@@ -289,13 +279,11 @@ class SEAttention(AttentionModule):
         ratio (int): Reduction ratio. Defaults to 16.
     """
 
+    label = 'se'
+
     def __init__(self, channels: int, ratio: int = 16):
         super().__init__(channels)
         self.channel = ChannelAttention(channels, ratio)
-
-    @property
-    def label(self) -> str:
-        return 'se'
 
     def forward(self, x: Tensor) -> Tensor:
         return self.channel(x)

@@ -81,14 +81,13 @@ def gpu_problem(torch, gpus: Optional[List[Tuple[str, str]]] = None
     major = int(torch.version.cuda.split('.')[0])
     needed = MIN_DRIVER.get(major)
     if needed and _driver_tuple(driver) < _driver_tuple(needed):
-        wanted = needed
         if _driver_tuple(driver) >= _driver_tuple(MIN_DRIVER[12]):
             fix = (f'{OLDER_DRIVER_TORCH} (a CUDA 12.6 build, driver >= 525), or upgrade the '
-                   f'driver to >= {wanted}')
+                   f'driver to >= {needed}')
         else:
-            fix = f'upgrade the NVIDIA driver to >= {wanted} (or >= 525 with a CUDA 12 build)'
+            fix = f'upgrade the NVIDIA driver to >= {needed} (or >= 525 with a CUDA 12 build)'
         return (f'{listed} but {build} cannot use them: CUDA {major} builds need driver '
-                f'>= {wanted}.', fix + '; CUDA_VISIBLE_DEVICES= runs on the CPU on purpose')
+                f'>= {needed}.', fix + '; CUDA_VISIBLE_DEVICES= runs on the CPU on purpose')
     try:  # the driver is recent enough: CUDA's own reason is the best description
         torch.cuda.init()
         reason = 'torch.cuda.is_available() is False'

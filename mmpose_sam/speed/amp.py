@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from typing import FrozenSet, Optional, Union
 
 import torch
-from mmengine.device import is_mlu_available, is_musa_available, is_npu_available
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
+from mmpose_sam.devices import has_accelerator
 from mmpose_sam.errors import UserError
 
 CPU_AMP_ENV = 'MMPOSE_SAM_CPU_AMP'
@@ -81,11 +81,6 @@ def bf16_is_native(device: Union[str, torch.device]) -> bool:
     return device.type == 'cpu' and cpu_has_native_bf16()
 
 
-def _has_accelerator() -> bool:
-    return (torch.cuda.is_available() or is_npu_available() or is_mlu_available()
-            or is_musa_available())
-
-
 def _as_dtype(dtype: Union[str, torch.dtype, None]) -> Optional[torch.dtype]:
     if isinstance(dtype, str):
         if dtype not in AmpOptimWrapper.valid_dtypes:
@@ -115,7 +110,7 @@ class BF16AmpOptimWrapper(AmpOptimWrapper):
                  dtype: Union[str, torch.dtype, None] = None,
                  **kwargs):
         dtype = _as_dtype(dtype)
-        accelerator = _has_accelerator()
+        accelerator = has_accelerator()
         if accelerator and dtype != torch.bfloat16:
             super().__init__(loss_scale=loss_scale, dtype=dtype, **kwargs)
             return

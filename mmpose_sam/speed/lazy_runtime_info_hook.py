@@ -5,7 +5,7 @@ import torch
 from mmengine.hooks import LoggerHook, RuntimeInfoHook
 
 from mmpose.registry import HOOKS
-from mmpose_sam.reliability.hooks.collectives import read_back
+from mmpose_sam.devices import read_back
 
 
 @HOOKS.register_module()

@@ -8,21 +8,15 @@ name reaches it, and what retires it: README "Upstream fixes".
 import os
 
 import mmengine
-import torch
 import torch.distributed as torch_dist
-from mmengine.device import is_mlu_available, is_musa_available, is_npu_available
 from mmengine.dist import utils as dist_utils
 from mmengine.utils import digit_version
 
+from mmpose_sam.devices import has_accelerator
 from mmpose_sam.reliability.hooks.device_setup_hook import require_usable_gpu
 
 LAST_CHECKED = '0.10.7'
 REPLACES = ('mmengine.dist.utils._init_dist_pytorch', )
-
-
-def _has_accelerator() -> bool:
-    return (torch.cuda.is_available() or is_mlu_available() or is_npu_available()
-            or is_musa_available())
 
 
 def apply() -> None:
@@ -34,7 +28,7 @@ def apply() -> None:
         return
 
     def _init_dist_pytorch(backend: str, init_backend: str = 'torch', **kwargs) -> None:
-        if _has_accelerator() or init_backend != 'torch':
+        if has_accelerator() or init_backend != 'torch':
             return mmengine_init(backend, init_backend=init_backend, **kwargs)
         require_usable_gpu()  # CPU on purpose (CUDA_VISIBLE_DEVICES=) or no GPU at all
         torch_dist.init_process_group(

@@ -16,13 +16,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # toolkit
+from toolkit import doc_parser  # noqa: E402
 from toolkit.analysis import SAMPLE_DIR, sample_people  # noqa: E402
+from mmpose.apis import init_model  # noqa: E402
+from mmpose_sam.apis import BBoxFile, TopdownInferencer, load_image, topdown_inputs  # noqa: E402
+from mmpose_sam.deploy.export import HeatmapNetwork  # noqa: E402
+from mmpose_sam.deploy.inferencer import OnnxTopdownInferencer  # noqa: E402
+from mmpose_sam.deploy.onnxruntime_model import OnnxPoseModel  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='\n'.join(__doc__.splitlines()[1:]))
+    parser = doc_parser(__doc__)
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('onnx', help='the file tools/deploy/export_onnx.py wrote')
@@ -31,8 +35,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def keypoint_distance(config: str, checkpoint: str, onnx_file: str) -> float:
     """Largest keypoint distance (image pixels) between the demo's two backends."""
-    from mmpose_sam.apis import BBoxFile, TopdownInferencer
-    from mmpose_sam.deploy.inferencer import OnnxTopdownInferencer
     worst = 0.0
     for bbox_file in (None, BBoxFile(SAMPLE_DIR / 'test_coco_det_AP_H_56.json')):
         results = [list(backend(str(SAMPLE_DIR), bbox_thr=0.3)) for backend in (
@@ -47,11 +49,6 @@ def keypoint_distance(config: str, checkpoint: str, onnx_file: str) -> float:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    from mmpose.apis import init_model
-
-    from mmpose_sam.apis import load_image, topdown_inputs
-    from mmpose_sam.deploy.export import HeatmapNetwork
-    from mmpose_sam.deploy.onnxruntime_model import OnnxPoseModel
     model = init_model(args.config, args.checkpoint, device='cpu')
     network = HeatmapNetwork(model).eval()
     session = OnnxPoseModel(args.onnx, providers=['CPUExecutionProvider'])

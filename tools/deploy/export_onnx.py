@@ -15,7 +15,11 @@ from typing import List, Optional
 from mmpose_sam.errors import install_excepthook  # noqa: I001
 from mmengine.config import DictAction
 
+from mmpose.apis import init_model
 from mmpose_sam.apis import InvalidInputError, require_files
+from mmpose_sam.deploy import import_optional
+from mmpose_sam.deploy.export import export_onnx, onnxruntime_difference
+from mmpose_sam.deploy.metadata import crop_size
 from mmpose_sam.errors import UserError
 
 CHECK_BATCH = 2  # random crops of the onnxruntime check
@@ -48,16 +52,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         require_files(args.config, args.checkpoint)
         # Both packages first: a missing one is named before minutes of work.
-        from mmpose_sam.deploy import import_optional
         import_optional('onnx', 'ONNX export')
         import_optional('onnxruntime', 'the onnxruntime check of the export')
     except (InvalidInputError, UserError) as error:
         raise SystemExit(f'error: {error}') from None
 
-    from mmpose.apis import init_model
-
-    from mmpose_sam.deploy.export import export_onnx, onnxruntime_difference
-    from mmpose_sam.deploy.metadata import crop_size
     model = init_model(args.config, args.checkpoint, device='cpu', cfg_options=args.cfg_options)
     try:
         report = export_onnx(model, args.out, opset=args.opset, batch=args.batch,

@@ -162,9 +162,6 @@ NAME="3. mmcv build (CPU ops)"
 # mmcv 2.1.0's setup.py: `elif is_rocm_pytorch or torch.cuda.is_available() or
 # os.getenv('FORCE_CUDA', '0') == '1':` builds the CUDA ops. CUDA_VISIBLE_DEVICES= (empty) for
 # the build command alone makes torch.cuda.is_available() False there.
-build_sees_gpu() {
-  CUDA_VISIBLE_DEVICES= "$PY" -c 'import torch; print(torch.cuda.is_available())' 2>&1 | tail -1
-}
 if (( REHEARSE )); then
   cond="no mmcv sdist here to read"
   if [ -f .whl/mmcv-2.1.0.tar.gz ]; then
@@ -189,7 +186,9 @@ sys.exit(tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) <
     sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
     log "$NAME: torch >= 2.14: mmcv patched to C++20"
   fi
-  log "$NAME: the build sees a GPU: $(build_sees_gpu) (must be False: CPU ops only)"
+  sees=$(CUDA_VISIBLE_DEVICES= "$PY" -c 'import torch; print(torch.cuda.is_available())' 2>&1 |
+    tail -1)
+  log "$NAME: the build sees a GPU: $sees (must be False: CPU ops only)"
   (cd "$SRC" && CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" \
     CFLAGS="-g0" bounded python3 -m pip install -q --no-index --no-deps --no-build-isolation \
     --target /tmp/site . >>"$LOG" 2>&1)

@@ -15,8 +15,10 @@ adaptive avg pool (CA's GAP)  1 per input element  not counted
 sigmoid, mul, add, mean, ReLU not counted          not counted
 ============================  ===================  ======================
 
-The attention module's own work is in the last row: :func:`attention_elementwise_ops` counts it
-analytically. ResNet's own ReLUs and residual adds are left out, as MMPose does.
+The attention module's own work is in the last row: each module type counts it analytically
+(:meth:`~mmpose_sam.models.AttentionModule.elementwise_ops`; for the paper's module: the gating
+multiplies, sigmoids and ReLU, the channel mean, the residual add). ResNet's own ReLUs and
+residual adds are left out, as MMPose does.
 """
 import copy
 import json
@@ -107,7 +109,7 @@ class Complexity:
         matmul_macs: the conv/linear part of ``macs``.
         torch_macs: FlopCounterMode's FLOPs / 2 (it counts only convs and matrix products).
         elementwise_ops: the attention modules' element-wise ops, which neither counter sees
-            (:func:`attention_elementwise_ops`); 0 for models without attention.
+            (``AttentionModule.elementwise_ops``); 0 for models without attention.
         uncounted_ops: ops FlopAnalyzer traced but does not count, name -> number of calls.
     """
     params: int
@@ -126,14 +128,6 @@ class Complexity:
     def counters_agree(self) -> bool:
         """Whether :attr:`mismatch` is within :data:`MISMATCH_TOLERANCE`."""
         return self.mismatch <= MISMATCH_TOLERANCE
-
-
-def attention_elementwise_ops(module: AttentionModule, shape: Tuple[int, ...]) -> int:
-    """Element-wise ops of one attention module on an ``N x C x H x W`` input that neither MAC
-    counter includes, one op per element per operation: each module type counts its own
-    (:meth:`~mmpose_sam.models.AttentionModule.elementwise_ops`; for the paper's module: the
-    gating multiplies, sigmoids and ReLU, the channel mean, the residual add)."""
-    return module.elementwise_ops(tuple(shape))
 
 
 def attention_label(model: nn.Module) -> str:
@@ -169,7 +163,7 @@ def count_complexity(model: nn.Module, hw: Tuple[int, int]) -> Complexity:
         macs=analyzer.total(),
         matmul_macs=sum(by_operator.get(op, 0) for op in MATMUL_OPS),
         torch_macs=counter.get_total_flops() // 2,
-        elementwise_ops=sum(attention_elementwise_ops(m, s) for m, s in shapes),
+        elementwise_ops=sum(m.elementwise_ops(tuple(s)) for m, s in shapes),
         uncounted_ops=dict(analyzer.unsupported_ops()))
 
 
@@ -224,6 +218,8 @@ def table_row(cells: Sequence[object]) -> str:
     return '| ' + ' | '.join(map(str, cells)) + ' |'
 
 
-def table_head(header: Sequence[str]) -> List[str]:
-    """A markdown table's header row and its separator."""
-    return [table_row(header), '|' + ' --- |' * len(header)]
+def table_head(header: Sequence[str], right: Sequence[int] = ()) -> List[str]:
+    """A markdown table's header row and its separator; the columns numbered in ``right``
+    (from 0) right-aligned."""
+    return [table_row(header), table_row(['---:' if i in right else '---'
+                                          for i in range(len(header))])]

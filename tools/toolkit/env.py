@@ -16,7 +16,7 @@ import platform
 import re
 import sys
 from pathlib import Path
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional
 
 SETUP_HINT = 'bash tools/setup_env.sh'
 
@@ -99,21 +99,16 @@ def _load_gpu_diagnosis():
     return module
 
 
-gpu = _load_gpu_diagnosis()
-listed_gpus, gpu_problem = gpu.listed_gpus, gpu.gpu_problem
+gpu_problem = _load_gpu_diagnosis().gpu_problem
 
 
-def check_gpu(import_module: Callable = importlib.import_module,
-              gpus: Optional[List[Tuple[str, str]]] = None) -> Result:
+def check_gpu(import_module: Callable = importlib.import_module) -> Result:
     """A GPU that ``nvidia-smi`` lists must be usable by this torch: no silent CPU runs."""
     torch = import_module('torch')
-    on_purpose = os.environ.get('CUDA_VISIBLE_DEVICES') == ''
-    if gpus is None:  # nvidia-smi only matters when torch sees no GPU
-        gpus = [] if on_purpose or torch.cuda.is_available() else listed_gpus()
-    problem = gpu_problem(torch, gpus)
+    problem = gpu_problem(torch)  # nvidia-smi only runs when torch sees no GPU
     if problem:
         return Result('GPU', False, *problem)
-    if on_purpose:
+    if os.environ.get('CUDA_VISIBLE_DEVICES') == '':
         return Result('GPU', True, 'CUDA_VISIBLE_DEVICES is empty: the CPU, on purpose')
     if torch.cuda.is_available():
         devices = [f'{torch.cuda.get_device_name(i)} (compute capability '
@@ -208,17 +203,14 @@ def main(argv=None) -> int:
     if args.gpu:  # before a launcher starts its processes: the one-line form of every tool
         results = [check_torch()]
         results += [check_gpu()] if results[0].ok else []
-        for result in results:
-            if not result.ok:
-                print(f'error: {result.detail} Fix: {result.fix}', file=sys.stderr)
-            elif not args.quiet:
-                print(result.line())
-        return 0 if all(result.ok for result in results) else 1
-    results = run_checks()
-    if not args.quiet:
-        print(f'mmpose-sam environment (Python {platform.python_version()}, {sys.executable})')
+    else:
+        results = run_checks()
+        if not args.quiet:
+            print(f'mmpose-sam environment (Python {platform.python_version()}, {sys.executable})')
     for result in results:
-        if not (args.quiet and result.ok):
+        if args.gpu and not result.ok:
+            print(f'error: {result.detail} Fix: {result.fix}', file=sys.stderr)
+        elif not (args.quiet and result.ok):
             print(result.line())
     return 0 if all(result.ok for result in results) else 1
 

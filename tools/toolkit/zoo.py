@@ -70,18 +70,12 @@ def resolve_config(config: Union[str, Path]) -> Path:
         FileNotFoundError: no such file (in the installed MMPose, for ``mmpose::``).
     """
     text = str(config)
-    path = mmpose_config_dir() / text[len(MMPOSE_PREFIX):] if text.startswith(MMPOSE_PREFIX) \
-        else Path(text)
+    in_mmpose = text.startswith(MMPOSE_PREFIX)
+    path = mmpose_config_dir() / text[len(MMPOSE_PREFIX):] if in_mmpose else Path(text)
     if not path.is_file():
-        where = f' in the installed MMPose ({mmpose_config_dir()})' \
-            if text.startswith(MMPOSE_PREFIX) else ''
+        where = f' in the installed MMPose ({mmpose_config_dir()})' if in_mmpose else ''
         raise FileNotFoundError(f'config {text} not found{where}')
     return path
-
-
-def is_mmpose_config(path: Union[str, Path]) -> bool:
-    """Whether ``path`` is a config of the installed MMPose."""
-    return Path(path).resolve().is_relative_to(mmpose_config_dir().resolve())
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,7 +143,7 @@ def reference_ap(config: Union[str, Path], attention: str,
     """
     stem = Path(config).stem
     zoo = zoo_models()
-    if is_mmpose_config(config) and stem in zoo:
+    if Path(config).resolve().is_relative_to(mmpose_config_dir().resolve()) and stem in zoo:
         return Reference(zoo[stem].ap, zoo[stem].label)
     twin = zoo_twin(stem)
     if attention == 'none' and twin is not None:

@@ -18,6 +18,8 @@ VISIBILITY_FLAGS = (0, 1, 2)
 PERSON_CATEGORY_ID = 1
 _NUMBER_TYPES = (int, float)
 _FLAG_SET = frozenset(VISIBILITY_FLAGS)
+_JSON_TYPES = {dict: 'object', list: 'list', str: 'string', type(None): 'null', int: 'number',
+               float: 'number'}
 # At most this many keypoints are named in one message; the rest are counted.
 _MAX_LISTED = 4
 
@@ -162,39 +164,39 @@ def check_detections(data: Any, file: str, image_ids: Optional[Set[int]] = None,
             'a list of detections (COCO results format)'))
         return result
     result.num_detections = len(data)
+
+    def problem(where: str, kind: str, message: str, severity: str = ERROR) -> None:
+        result.problems.append(Problem(file, where, kind, message, severity))
+
     for index, detection in enumerate(data):
-        where = f'detection {index}'
+        where, found = f'detection {index}', len(result.problems)
         if not isinstance(detection, dict):
-            result.problems.append(Problem(file, where, 'malformed detection',
-                                           f'a JSON {_json_type(detection)}, expected an object'))
+            problem(where, 'malformed detection',
+                    f'a JSON {_json_type(detection)}, expected an object')
             continue
         missing = [key for key in ('image_id', 'category_id', 'bbox', 'score')
                    if key not in detection]
         if missing:
-            result.problems.append(Problem(file, where, 'malformed detection',
-                                           f'no {_quoted(missing)}'))
+            problem(where, 'malformed detection', f'no {_quoted(missing)}')
             continue
-        problem_count = len(result.problems)
         image_id, box, score = detection['image_id'], detection['bbox'], detection['score']
         if not _is_number(score) or not math.isfinite(score):
-            result.problems.append(Problem(file, where, 'malformed detection',
-                                           f'score {_short(score)} is not a finite number'))
+            problem(where, 'malformed detection',
+                    f'score {_short(score)} is not a finite number')
         # MMPose reads the first four values of the box (a fifth, the score, is allowed).
         if not (isinstance(box, list) and len(box) >= 4 and all(map(_is_finite, box[:4]))):
-            result.problems.append(Problem(file, where, 'malformed box',
-                                           f'bbox {_short(box)}, expected [x, y, width, height]'))
+            problem(where, 'malformed box',
+                    f'bbox {_short(box)}, expected [x, y, width, height]')
         elif box[2] <= 0 or box[3] <= 0:
-            result.problems.append(Problem(
-                file, where, 'zero-area box', f'box {_box(box)} has no area: its crop is empty '
-                'and its predicted keypoints meaningless', WARNING))
+            problem(where, 'zero-area box', f'box {_box(box)} has no area: its crop is empty and '
+                    'its predicted keypoints meaningless', WARNING)
         if not _is_integer(image_id):
-            result.problems.append(Problem(file, where, 'malformed detection',
-                                           f'image id {_short(image_id)} is not an integer'))
+            problem(where, 'malformed detection',
+                    f'image id {_short(image_id)} is not an integer')
         elif image_ids is not None and image_id not in image_ids:
-            result.problems.append(Problem(file, where, 'unknown image id',
-                                           f'image id {_short(image_id)} is not in {ann_file}'))
-        elif (len(result.problems) == problem_count
-              and detection['category_id'] == PERSON_CATEGORY_ID):
+            problem(where, 'unknown image id',
+                    f'image id {_short(image_id)} is not in {ann_file}')
+        elif len(result.problems) == found and detection['category_id'] == PERSON_CATEGORY_ID:
             result.used_image_ids.add(image_id)
     return result
 
@@ -314,12 +316,12 @@ class _AnnotationChecker:
             not_finite = [self.keypoint_name(k) for k, triplet in enumerate(zip(xs, ys, flags))
                           if not all(map(_is_finite, triplet))]
         if not _FLAG_SET.issuperset(flags):
-            bad_flags = [f'{_number(flag)} at {self.keypoint_name(k)}'
+            bad_flags = [f'{flag:g} at {self.keypoint_name(k)}'
                          for k, flag in enumerate(flags)
                          if _is_finite(flag) and flag not in VISIBILITY_FLAGS]
         if image is not None and not not_finite:
             width, height = image['width'], image['height']
-            outside = [f'{self.keypoint_name(k)} at ({_number(x)}, {_number(y)})'
+            outside = [f'{self.keypoint_name(k)} at ({x:g}, {y:g})'
                        for k, (x, y, flag) in enumerate(zip(xs, ys, flags))
                        if flag in (1, 2) and not (0 <= x <= width and 0 <= y <= height)]
         if not_finite:
@@ -350,7 +352,7 @@ class _AnnotationChecker:
                        f'num_keypoints {_short(stated)} is not a number')
         elif stated != labelled:
             consequence = ': MMPose drops this person' if stated == 0 else ''
-            self.warning(where, 'num_keypoints mismatch', f'num_keypoints is {_number(stated)} '
+            self.warning(where, 'num_keypoints mismatch', f'num_keypoints is {stated:g} '
                          f'but {labelled} keypoints are labelled{consequence}')
 
     def warn_dropped(self, where: str, annotation: dict, image: dict) -> None:
@@ -391,39 +393,37 @@ def _check_images(images: list, file: str,
     by_id: Dict[int, dict] = {}
     first_index: Dict[int, int] = {}
     for index, image in enumerate(images):
-        if not isinstance(image, dict):
-            problems.append(Problem(file, f'image at index {index}', 'malformed image entry',
-                                    f'a JSON {_json_type(image)}, expected an object'))
-            continue
-        image_id = image.get('id')
-        valid_id = _is_integer(image_id)
+        valid_id = isinstance(image, dict) and _is_integer(image.get('id'))
         if valid_id:
-            first_index.setdefault(image_id, index)
-        where = f'image {image_id}' if valid_id else f'image at index {index}'
-        missing = [key for key in ('id', 'file_name', 'width', 'height') if key not in image]
-        if missing:
-            problems.append(Problem(file, where, 'malformed image entry',
-                                    f'no {_quoted(missing)}'))
-            continue
-        if not valid_id:
-            problems.append(Problem(file, where, 'malformed image entry',
-                                    f'id {_short(image_id)} is not an integer'))
-            continue
-        if first_index[image_id] != index:
-            problems.append(Problem(
-                file, where, 'duplicate id', f'id also used by the image at index '
-                f'{first_index[image_id]}: their annotations get mixed up'))
-            continue
-        bad = [f'{key} {_short(image[key])}' for key in ('width', 'height')
-               if not (_is_finite(image[key]) and image[key] > 0)]
-        if not isinstance(image['file_name'], str) or not image['file_name']:
-            bad.append(f"file_name {_short(image['file_name'])}")
-        if bad:
-            problems.append(Problem(file, where, 'malformed image entry',
-                                    f"{' and '.join(bad)}: expected a positive size and a name"))
-            continue
-        by_id[image_id] = image
+            first_index.setdefault(image['id'], index)
+        kind, message = _image_problem(image, index, first_index)
+        if message:
+            where = f"image {image['id']}" if valid_id else f'image at index {index}'
+            problems.append(Problem(file, where, kind, message))
+        else:
+            by_id[image['id']] = image
     return by_id, set(first_index)
+
+
+def _image_problem(image: Any, index: int, first_index: Dict[int, int]) -> Tuple[str, str]:
+    """``(kind, message)`` of what is wrong with the ``images`` entry at ``index``; an empty
+    message when nothing is."""
+    if not isinstance(image, dict):
+        return 'malformed image entry', f'a JSON {_json_type(image)}, expected an object'
+    missing = [key for key in ('id', 'file_name', 'width', 'height') if key not in image]
+    if missing:
+        return 'malformed image entry', f'no {_quoted(missing)}'
+    if not _is_integer(image['id']):
+        return 'malformed image entry', f"id {_short(image['id'])} is not an integer"
+    if first_index[image['id']] != index:
+        return 'duplicate id', (f"id also used by the image at index {first_index[image['id']]}: "
+                                'their annotations get mixed up')
+    bad = [f'{key} {_short(image[key])}' for key in ('width', 'height')
+           if not (_is_finite(image[key]) and image[key] > 0)]
+    if not isinstance(image['file_name'], str) or not image['file_name']:
+        bad.append(f"file_name {_short(image['file_name'])}")
+    return 'malformed image entry', (f"{' and '.join(bad)}: expected a positive size and a name"
+                                     if bad else '')
 
 
 def _is_number(value: Any) -> bool:
@@ -442,12 +442,8 @@ def _clip(value: float, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
-def _number(value: float) -> str:
-    return f'{value:g}'
-
-
 def _box(box: Sequence[float]) -> str:
-    return '[' + ', '.join(_number(value) for value in box[:4]) + ']'
+    return '[' + ', '.join(f'{value:g}' for value in box[:4]) + ']'
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -471,12 +467,5 @@ def _listing(items: Sequence[str]) -> str:
 
 
 def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return 'object'
-    if isinstance(value, list):
-        return 'list'
-    if isinstance(value, str):
-        return 'string'
-    if value is None:
-        return 'null'
-    return 'number' if _is_number(value) else type(value).__name__
+    """The JSON name of a parsed value's type (``json`` gives exactly these Python types)."""
+    return _JSON_TYPES.get(type(value), type(value).__name__)

@@ -6,9 +6,9 @@ import torch
 from mmengine.hooks import CheckpointHook, Hook
 
 from mmpose.registry import HOOKS
+from mmpose_sam.devices import across_ranks, read_back
 from mmpose_sam.errors import UserError
 from mmpose_sam.reliability.checkpoint.atomic_save import read_last_checkpoint
-from mmpose_sam.reliability.hooks.collectives import across_ranks, read_back
 
 REFERENCE_KEY = 'divergence_reference_loss'  # message hub info: saved with checkpoints
 

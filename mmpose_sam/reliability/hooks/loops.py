@@ -146,10 +146,9 @@ class WorkerSafeEpochBasedTrainLoop(EpochBasedTrainLoop):
         batches = self._deaths.fetch(iter, self.dataloader)
         while True:
             try:
-                data_batch = self._deaths.fetch(next, batches)
+                yield self._deaths.fetch(next, batches)
             except StopIteration:
                 return
-            yield data_batch
 
     def _stopped(self, pid: int, what: str, likely: str) -> DataLoaderWorkerDiedError:
         """Save the last completed iteration (rank 0) and say what happened and what to do."""

@@ -12,8 +12,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmpose.registry import HOOKS
+from mmpose_sam.devices import across_ranks
 from mmpose_sam.reliability.checkpoint.atomic_save import ATOMIC_BACKEND_ARGS, write_last_checkpoint
-from mmpose_sam.reliability.hooks.collectives import across_ranks
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -1,10 +1,18 @@
-"""The host-device transfers and collectives of our hooks: one tensor each."""
+"""What speed/, reliability/ and upstream/ share about devices: whether an accelerator is
+present, and the host-device transfers and collectives of our hooks (one tensor each)."""
 from typing import Dict, TypeVar
 
 import torch
+from mmengine.device import is_mlu_available, is_musa_available, is_npu_available
 from mmengine.dist import all_reduce, get_world_size
 
 K = TypeVar('K')
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees a CUDA, NPU, MLU or MUSA device."""
+    return (torch.cuda.is_available() or is_npu_available() or is_mlu_available()
+            or is_musa_available())
 
 
 def read_back(values: Dict[K, torch.Tensor]) -> Dict[K, float]:
