@@ -396,18 +396,18 @@ def _check_images(images: list, file: str,
         valid_id = isinstance(image, dict) and _is_integer(image.get('id'))
         if valid_id:
             first_index.setdefault(image['id'], index)
-        kind, message = _image_problem(image, index, first_index)
-        if message:
+        problem = _image_problem(image, index, first_index)
+        if problem:
             where = f"image {image['id']}" if valid_id else f'image at index {index}'
-            problems.append(Problem(file, where, kind, message))
+            problems.append(Problem(file, where, *problem))
         else:
             by_id[image['id']] = image
     return by_id, set(first_index)
 
 
-def _image_problem(image: Any, index: int, first_index: Dict[int, int]) -> Tuple[str, str]:
-    """``(kind, message)`` of what is wrong with the ``images`` entry at ``index``; an empty
-    message when nothing is."""
+def _image_problem(image: Any, index: int,
+                   first_index: Dict[int, int]) -> Optional[Tuple[str, str]]:
+    """``(kind, message)`` of what is wrong with the ``images`` entry at ``index``, or ``None``."""
     if not isinstance(image, dict):
         return 'malformed image entry', f'a JSON {_json_type(image)}, expected an object'
     missing = [key for key in ('id', 'file_name', 'width', 'height') if key not in image]
@@ -422,8 +422,9 @@ def _image_problem(image: Any, index: int, first_index: Dict[int, int]) -> Tuple
            if not (_is_finite(image[key]) and image[key] > 0)]
     if not isinstance(image['file_name'], str) or not image['file_name']:
         bad.append(f"file_name {_short(image['file_name'])}")
-    return 'malformed image entry', (f"{' and '.join(bad)}: expected a positive size and a name"
-                                     if bad else '')
+    if bad:
+        return 'malformed image entry', f"{' and '.join(bad)}: expected a positive size and a name"
+    return None
 
 
 def _is_number(value: Any) -> bool:
