@@ -98,6 +98,9 @@ def short_training_cfg(config=SB_SAMPLE_CONFIG, work_dir=None, iters=2, batch_si
     cfg.experiment_name = f'short-{next(_RUNS)}'
     cfg.randomness = dict(seed=0)
     cfg.train_dataloader.batch_size = batch_size
+    # MMEngine's iteration loop sleeps 2 s each time a DefaultSampler's epoch ends (against a
+    # deadlock of restarted loader workers); an InfiniteSampler never ends, as its log advises.
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler', shuffle=True)
     cfg.train_cfg = dict(by_epoch=False, max_iters=iters, val_interval=10**6)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
@@ -105,6 +108,35 @@ def short_training_cfg(config=SB_SAMPLE_CONFIG, work_dir=None, iters=2, batch_si
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     return cfg
+
+
+def tool_runner(config, work_dir, checkpoint=None, resume=False, options=()):
+    """The runner ``tools/train.py CONFIG --work-dir W [--resume] [--cfg-options ...]`` builds
+    (``tools/test.py CONFIG CHECKPOINT ...`` with ``checkpoint``), built in this process: for the
+    tests of what a run does or stops with, where a child process adds only its imports (~12 s
+    on the AVX2 machine). A :class:`UserError` the run stops with propagates; that the command
+    line prints it as one line and exits 1 is checked once per tool (tools/train.py:
+    test_divergence_and_preemption.py, tools/test.py: test_untrusted_files.py)."""
+    import argparse
+    from mmengine.config import Config, DictAction
+    from toolkit.runners import build_runner
+    cfg = Config.fromfile(str(config))
+    if options:  # parsed as MMPose's tools parse --cfg-options
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+        cfg.merge_from_dict(parser.parse_args(['--cfg-options', *options]).cfg_options)
+    cfg.work_dir, cfg.launcher = str(work_dir), 'none'
+    cfg.experiment_name = f'tool-{next(_RUNS)}'  # see short_training_cfg
+    if checkpoint is not None:
+        cfg.load_from = str(checkpoint)
+    if resume:
+        cfg.resume, cfg.load_from = True, None  # MMPose's train.py --resume: the last checkpoint
+    return build_runner(cfg)
+
+
+def runner_log(runner) -> str:
+    """What the runner logged so far (its log file in the work dir)."""
+    return (Path(runner.log_dir) / f'{runner.timestamp}.log').read_text()
 
 
 @pytest.fixture(autouse=True)
@@ -275,12 +307,15 @@ def _in_repo_root():
         os.chdir(cwd)
 
 
-# The files that take the longest (over 1.5 min each; `--durations=0` on the Intel Xeon with
-# ATEN_CPU_CAPABILITY=avx2, 2026-12-03), longest first. pytest-xdist hands out whole files in
-# collection order: in alphabetical order the longest came last and one process went on alone
-# for minutes after the other had finished.
-LONGEST_FILES = ('test_divergence_and_preemption.py', 'test_train_loop.py', 'test_main_job.py',
-                 'test_compare.py', 'test_bad_data.py', 'test_speed_settings.py')
+# The files that take the longest (`--durations=0` on the AVX2 machine, 2026-12-07: 1 to 4 min
+# each), longest first, so that neither test process goes on alone for minutes at the end: the
+# rest follow in alphabetical order and fill the gaps (pytest.ini keeps xdist to this order).
+LONGEST_FILES = ('test_divergence_and_preemption.py', 'test_train_loop.py',
+                 'test_preemption_ddp.py', 'test_main_job.py', 'test_gpu_check.py',
+                 'test_compare.py', 'test_speed_settings.py', 'test_plugin_only_registers.py',
+                 'test_analysis.py', 'test_deploy.py', 'test_own_data.py', 'test_bad_data.py',
+                 'test_checkpoint.py', 'test_optimize_for_inference.py', 'test_faults.py',
+                 'test_gpu_path.py')
 
 
 def pytest_collection_modifyitems(items):

@@ -4,8 +4,8 @@ A malformed annotation file stops at dataset build with one line naming file and
 (never inside ``default_collate``); a training image that cannot be read is skipped with a warning
 and counted, across DataLoader workers and epochs, until more than ``max_skipped_ratio`` of the
 samples are skipped; in test mode an unreadable image stops. First on the dataset itself, then
-through real ``tools/train.py`` and ``tools/test.py`` processes, whose stderr must end in the one
-line with no traceback.
+through the runners ``tools/train.py`` and ``tools/test.py`` build, and through real
+``tools/train.py`` processes, whose stderr must end in the one line with no traceback.
 
 Every case breaks a copy of the bundled sample (data/coco_sample) in a temporary folder.
 """
@@ -19,7 +19,7 @@ import pytest
 import torch
 from mmpose.datasets.transforms import LoadImage
 
-from conftest import ROOT, SAMPLE_DIR, SB_SAMPLE_CONFIG, run_python
+from conftest import ROOT, SAMPLE_DIR, SB_SAMPLE_CONFIG, run_python, runner_log, tool_runner
 from mmpose_sam.reliability.data import CheckedCocoDataset, DatasetError
 from mmpose_sam.reliability.data import checked_coco_dataset
 
@@ -274,12 +274,18 @@ randomness = dict(seed=0)
 """
 
 
-def train(root: Path, epochs=1, workers=0, batch_size=16, check=True, **dataset_options):
+def write_config(root: Path, epochs=1, workers=0, batch_size=16, **dataset_options) -> Path:
     config = root / 'config.py'
     options = ', '.join(f'{key}={value!r}' for key, value in dataset_options.items())
     config.write_text(TRAIN_CONFIG.format(
         base=SB_SAMPLE_CONFIG, root=root, epochs=epochs, workers=workers, batch_size=batch_size,
         dataset_options=options, ann_file=ANN_FILE))
+    return config
+
+
+def train(root: Path, check=True, **kwargs):
+    """``tools/train.py`` on ``write_config(root, **kwargs)`` in a child process."""
+    config = write_config(root, **kwargs)
     proc = run_python([ROOT / 'tools' / 'train.py', config, '--work-dir', root / 'work'],
                       check=check)
     return config, proc
@@ -302,10 +308,12 @@ def skipped_lines(proc):
 
 def test_train_stops_at_build_on_a_wrong_keypoint_count(sample):
     edit_json(sample / ANN_FILE, drop_last_keypoint)
-    _, proc = train(sample, check=False)
-    assert_stops_with(proc, f'{sample}/{ANN_FILE}: annotation 442619: 48 keypoint values '
-                            '(16 keypoints), expected 17 x 3 = 51')
-    assert 'Epoch(train)' not in proc.stdout
+    runner = tool_runner(write_config(sample), sample / 'work')
+    with pytest.raises(DatasetError) as error:
+        runner.train()
+    assert str(error.value) == (f'{sample}/{ANN_FILE}: annotation 442619: 48 keypoint values '
+                                '(16 keypoints), expected 17 x 3 = 51')
+    assert 'Epoch(train)' not in runner_log(runner)
 
 
 @pytest.fixture(scope='module')
@@ -313,26 +321,29 @@ def skipped_run(module_mktemp):
     """Two epochs, no DataLoader workers, image 785 (one person) missing, 25% allowed."""
     root = Path(shutil.copytree(SAMPLE_DIR, module_mktemp('skip') / 'data'))
     (root / '000000000785.jpg').unlink()
-    config, proc = train(root, epochs=2, max_skipped_ratio=0.25)
-    return root, config, proc
+    config = write_config(root, epochs=2, max_skipped_ratio=0.25)
+    runner = tool_runner(config, root / 'work')
+    runner.train()
+    return root, config, runner_log(runner)
 
 
 def test_train_skips_and_counts_an_unreadable_image(skipped_run):
-    root, _, proc = skipped_run
-    assert skipped_lines(proc) == [
+    root, _, log = skipped_run
+    assert re.findall(r'WARNING - (Skipped annotation .*)', log) == [
         f'Skipped annotation 442619: {root}/000000000785.jpg: image 785: image file not found; 1 '
         'of 12 training samples (8.3%) skipped so far, the run stops above 25.0% '
         '(max_skipped_ratio)']  # once: epoch 2 does not try it again
-    assert 'Epoch(train) [2][1/1]' in proc.stdout
+    assert 'Epoch(train) [2][1/1]' in log
     assert (root / 'work' / 'epoch_2.pth').is_file()
 
 
 def test_test_stops_at_an_unreadable_image(skipped_run):
     root, config, _ = skipped_run
-    proc = run_python([ROOT / 'tools' / 'test.py', config, root / 'work' / 'epoch_2.pth',
-                       '--work-dir', root / 'test'], check=False)
-    assert_stops_with(proc, f'{root}/000000000785.jpg: image 785: image file not found: the '
-                            f'evaluation needs every image; {IMAGE_TOOL_HINT}')
+    runner = tool_runner(config, root / 'test', checkpoint=root / 'work' / 'epoch_2.pth')
+    with pytest.raises(DatasetError) as error:
+        runner.test()
+    assert str(error.value) == (f'{root}/000000000785.jpg: image 785: image file not found: the '
+                                f'evaluation needs every image; {IMAGE_TOOL_HINT}')
 
 
 def test_train_stops_past_the_allowed_share(sample):

@@ -24,7 +24,7 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, save_checkpoint
 
 import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
-from conftest import SB_SAMPLE_CONFIG, run_python
+from conftest import SB_SAMPLE_CONFIG, run_python, runner_log, tool_runner
 from helpers_full_disk import FillsUp  # the training child below uses it too
 from mmpose_sam.reliability.checkpoint import (ATOMIC_BACKEND_ARGS, CheckpointNotFoundError,
                                                DiskFullError)
@@ -187,10 +187,9 @@ def test_kill_9_while_saving_then_resume(tmp_path):
         [n for n in names if re.fullmatch(r'\.epoch_2\.pth\.[0-9a-f]{8}\.tmp', n)] != []
     assert Path((work / 'last_checkpoint').read_text()).name == 'epoch_1.pth'
 
-    from toolkit.mmpose_tools import mmpose_tool_path
-    proc = run_python([mmpose_tool_path('train.py'), SB_SAMPLE_CONFIG, '--work-dir', work,
-                       '--resume', '--cfg-options', *QUICK])
-    assert 'resumed epoch: 1, iter: 1' in proc.stdout + proc.stderr
+    runner = tool_runner(SB_SAMPLE_CONFIG, work, resume=True, options=QUICK)  # in this process
+    runner.train()
+    assert 'resumed epoch: 1, iter: 1' in runner_log(runner)
     resumed = _load_checkpoint(str(work / 'epoch_2.pth'))
     assert (resumed['meta']['epoch'], resumed['meta']['iter']) == (2, 2)
 
@@ -323,9 +322,8 @@ def test_full_disk_while_training_then_resume(tmp_path, small_disk):
 
     if filler:
         filler.unlink()  # space freed, as a user would
-    from toolkit.mmpose_tools import mmpose_tool_path
-    proc = run_python([mmpose_tool_path('train.py'), SB_SAMPLE_CONFIG, '--work-dir', work,
-                       '--resume', '--cfg-options', *TWO_EPOCHS])
-    assert 'resumed epoch: 1, iter: 1' in proc.stdout + proc.stderr
+    runner = tool_runner(SB_SAMPLE_CONFIG, work, resume=True, options=TWO_EPOCHS)
+    runner.train()
+    assert 'resumed epoch: 1, iter: 1' in runner_log(runner)
     resumed = _load_checkpoint(str(work / 'epoch_2.pth'))
     assert (resumed['meta']['epoch'], resumed['meta']['iter']) == (2, 2)

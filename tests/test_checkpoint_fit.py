@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner, save_checkpoint
 from mmpose.apis import init_model
 
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, runner_log, tool_runner
 from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from mmpose_sam.reliability.checkpoint import CheckpointMismatchError
 from mmpose_sam.reliability.checkpoint import fit as fit_module
@@ -75,13 +75,12 @@ def test_the_demo(checkpoints, tmp_path):
     assert str(exit_info.value) == 'error: ' + SB_INTO_SAM.format(path=checkpoints['SB'])
 
 
-def test_tools_test_exits_with_one_line_instead_of_ap_zero(checkpoints, tmp_path):
-    proc = run_python([ROOT / 'tools' / 'test.py', SAM, checkpoints['SB'], '--work-dir',
-                       tmp_path], check=False, timeout=600)
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr and 'coco/AP:' not in proc.stdout + proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == \
-        'error: ' + SB_INTO_SAM.format(path=checkpoints['SB'])
+def test_tools_test_stops_instead_of_ap_zero(checkpoints, tmp_path):
+    runner = tool_runner(SAM, tmp_path, checkpoint=checkpoints['SB'])
+    with pytest.raises(CheckpointMismatchError) as error:
+        runner.test()
+    assert str(error.value) == SB_INTO_SAM.format(path=checkpoints['SB'])
+    assert 'coco/AP:' not in runner_log(runner)
 
 
 def sample_runner(config: str, work_dir, **cfg) -> Runner:

@@ -7,6 +7,10 @@ people teaches nothing, so its AP is whatever it is); the evaluate-only run is g
 sample checkpoints (conftest's ``trained_checkpoints``), whose AP the table must report as
 test_trained_accuracy.py measures it. Never how fast any model is.
 """
+import contextlib
+import io
+import os
+
 import cv2
 import pytest
 from mmengine.config import Config
@@ -36,14 +40,31 @@ def parse_table(text: str) -> dict:
     return {row['model']: row for row in rows}
 
 
+@contextlib.contextmanager
+def as_compare_leaves_it():
+    """compare.main changes to the repo root and, for --device cpu, hides the GPUs: put back."""
+    cwd, visible = os.getcwd(), os.environ.get('CUDA_VISIBLE_DEVICES')
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if visible is None:
+            os.environ.pop('CUDA_VISIBLE_DEVICES', None)
+        else:
+            os.environ['CUDA_VISIBLE_DEVICES'] = visible
+
+
 @pytest.fixture(scope='module')
 def comparison(module_mktemp):
+    """The default comparison, in this process (the command line's one-line error is
+    test_another_codec_under_the_heatmap_recipe_is_one_line's)."""
     work_dir = module_mktemp('compare')
     out = work_dir / 'table.md'
-    proc = run_python(['tools/compare.py', '--epochs', '1', '--work-dir', work_dir, '--out', out,
-                       '--device', 'cpu', '--latency-warmup', '1', '--latency-repeats', '2'],
-                      timeout=900)
-    return work_dir, out.read_text(), proc.stdout
+    stdout = io.StringIO()
+    with as_compare_leaves_it(), contextlib.redirect_stdout(stdout):
+        compare.main(['--epochs', '1', '--work-dir', str(work_dir), '--out', str(out),
+                      '--device', 'cpu', '--latency-warmup', '1', '--latency-repeats', '2'])
+    return work_dir, out.read_text(), stdout.getvalue()
 
 
 def test_default_is_the_four_sample_models():
@@ -168,10 +189,11 @@ def test_given_checkpoints_are_only_evaluated(trained_checkpoints, tmp_path):
     memorised sample: >= MIN_AP, where fresh or wrong weights score ~0)."""
     out = tmp_path / 'table.md'
     names = ('SimpleBaseline', 'SAM')
-    run_python(['tools/compare.py', '--configs', *(trained_checkpoints[n][0] for n in names),
-                '--checkpoints', *(trained_checkpoints[n][1] for n in names),
-                '--work-dir', tmp_path, '--out', out, '--device', 'cpu',
-                '--latency-warmup', '0', '--latency-repeats', '1'], timeout=900)
+    with as_compare_leaves_it():
+        compare.main(['--configs', *(str(trained_checkpoints[n][0]) for n in names),
+                      '--checkpoints', *(str(trained_checkpoints[n][1]) for n in names),
+                      '--work-dir', str(tmp_path), '--out', str(out), '--device', 'cpu',
+                      '--latency-warmup', '0', '--latency-repeats', '1'])
     rows = parse_table(out.read_text())
     sb, sam = 'simplebaseline-res50', 'sam-res50-seq3x3'
     assert rows[sam]['train time'] == rows[sb]['train time'] == '- (checkpoint)'

@@ -194,23 +194,28 @@ def gt_people() -> dict:
 # crop's width / 24 (the sample config's 32x24 heatmaps): 3.8 to 13.9 image pixels for the
 # sample's people. Measured with the trained SAM checkpoint through --dtype bf16 (2026-12-01): the
 # worst keypoint of each person 0.46-0.87 heatmap pixels off (4-8 image pixels), 0.29 on average
-# over all keypoints; left and right swapped or the order reversed put keypoints a shoulder width
+# over all keypoints; through --dtype fp32 on the AVX2 machine (2026-12-07): worst 0.70, mean
+# 0.29. Left and right swapped or the order reversed put keypoints a shoulder width
 # or a body length away (several to tens of heatmap pixels).
 MAX_ERROR_HEATMAP_PX = 1.5
 MAX_MEAN_ERROR_HEATMAP_PX = 0.5
 
 
-def test_trained_model_bf16_puts_keypoints_on_the_ground_truth(trained_checkpoints, tmp_path,
-                                                               capsys):
-    """--dtype bf16 (optimize_for_inference) with the trained SAM checkpoint and ground-truth
-    boxes: every labelled keypoint of the 12 people lands where the annotation has it."""
+# float32 on all 12 people; bf16 (emulated, and so slow, on a CPU without native bf16) on the 2 of
+# one image: test_optimize_for_inference.py compares the two on all 12.
+@pytest.mark.parametrize('dtype,stems', [('fp32', None), ('bf16', ['000000040083'])])
+def test_trained_model_puts_keypoints_on_the_ground_truth(trained_checkpoints, tmp_path, capsys,
+                                                          dtype, stems):
+    """--dtype (optimize_for_inference) with the trained SAM checkpoint and ground-truth boxes:
+    every labelled keypoint of the people lands where the annotation has it."""
     config, checkpoint = trained_checkpoints['SAM']
-    people = gt_people()
+    people = {stem: anns for stem, anns in gt_people().items() if stems is None or stem in stems}
     boxes = tmp_path / 'gt_boxes.json'
     boxes.write_text(json.dumps([dict(image_id=ann['image_id'], category_id=1, bbox=ann['bbox'],
                                       score=1.0) for anns in people.values() for ann in anns]))
-    run_demo(checkpoint, '--input', SAMPLE_DIR, '--bbox-file', boxes, '--out-dir', tmp_path,
-             '--dtype', 'bf16', '--no-channels-last', config=config)
+    source = SAMPLE_DIR if stems is None else SAMPLE_DIR / f'{stems[0]}.jpg'
+    run_demo(checkpoint, '--input', source, '--bbox-file', boxes, '--out-dir', tmp_path,
+             '--dtype', dtype, '--no-channels-last', config=config)
     errors = []
     for stem, anns in people.items():
         predicted = json.loads((tmp_path / 'predictions' / f'{stem}.json').read_text())
@@ -225,12 +230,13 @@ def test_trained_model_bf16_puts_keypoints_on_the_ground_truth(trained_checkpoin
             heatmap_px = 1.25 * max(w, h * 0.75) / 24  # the crop's width over the heatmap's
             errors.append((stem, ann['id'], distance.max() / heatmap_px,
                            distance.mean() / heatmap_px))
-    assert len(errors) == 12
+    assert len(errors) == (12 if stems is None else 2)
     worst = max(errors, key=lambda e: e[2])
     assert worst[2] <= MAX_ERROR_HEATMAP_PX, (worst, errors)
     assert np.mean([e[3] for e in errors]) <= MAX_MEAN_ERROR_HEATMAP_PX, errors
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(
-        f'{SAMPLE_DIR}: 4 images, 12 people (bbox file)')
+    if stems is None:
+        assert capsys.readouterr().out.strip().splitlines()[-1].startswith(
+            f'{SAMPLE_DIR}: 4 images, 12 people (bbox file)')
 
 
 @pytest.mark.parametrize('make_bad,message', [

@@ -245,8 +245,11 @@ def test_without_onnx_everything_else_works_and_export_says_how_to_install(
     # The PyTorch demo, and every package module that does not run ONNX itself, import and run.
     proc = run_python(['-c', 'import onnxruntime'], check=False, **blocked)
     assert proc.returncode == 1  # the blocker works
-    run_python(['-c', 'import mmpose_sam, mmpose_sam.apis, mmpose_sam.deploy.metadata'], **blocked)
-    proc = run_python([ROOT / 'tools' / 'demo.py', config, checkpoint, '--input',
+    # (one child: those imports, then tools/demo.py as the command line runs it)
+    demo = ('import runpy, sys; import mmpose_sam, mmpose_sam.apis, mmpose_sam.deploy.metadata; '
+            'sys.argv = sys.argv[1:]; sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0]); '
+            'runpy.run_path(sys.argv[0], run_name="__main__")')
+    proc = run_python(['-c', demo, ROOT / 'tools' / 'demo.py', config, checkpoint, '--input',
                        SAMPLE_DIR / '000000000785.jpg', '--out-dir', tmp_path / 'out', '--device',
                        'cpu'], timeout=300, **blocked)
     assert (tmp_path / 'out' / 'predictions' / '000000000785.json').is_file()

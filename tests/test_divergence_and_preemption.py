@@ -13,7 +13,8 @@ from mmengine.hooks import Hook
 
 from mmpose_sam.reliability.hooks import DivergenceError, DivergenceHook
 
-from conftest import ROOT, SB_SAMPLE_CONFIG, run_python, short_training_cfg, subprocess_env
+from conftest import (ROOT, SB_SAMPLE_CONFIG, run_python, runner_log, short_training_cfg,
+                      subprocess_env, tool_runner)
 from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from helpers_preemption import PREEMPT_OPTS, same_weights, with_tests_on_path, write_config
 
@@ -25,6 +26,8 @@ def last_line(text: str) -> str:
 
 
 def test_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
+    """Also the command-line test of tools/train.py (exit 1, one line, no traceback); other
+    tests of what it stops with build its runner in their process (conftest's tool_runner)."""
     # Adam at lr 3 takes the loss from 4e-3 to ~1e6 in its second step.
     opts = ['--cfg-options', 'train_cfg.max_epochs=30', 'train_cfg.val_interval=100',
             'default_hooks.checkpoint.interval=1', 'optim_wrapper.optimizer.lr=3.0',
@@ -46,13 +49,17 @@ def test_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(t
     assert float(ratio) == pytest.approx(float(loss) / early, rel=0.01) and float(ratio) > 100
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']  # no diverged save
     # The last good checkpoint resumes (and, with its learning rate of 3, diverges again) ...
-    again = run_python([*TRAIN, '--work-dir', tmp_path, '--resume', *opts], check=False)
-    assert 'resumed epoch: 1, iter: 1' in again.stdout + again.stderr
-    assert last_line(again.stderr) == message
+    # (in this process: the command line's one line and exit status are checked above)
+    again = tool_runner(SB_SAMPLE_CONFIG, tmp_path, resume=True, options=opts[1:])
+    with pytest.raises(DivergenceError) as error:
+        again.train()
+    assert 'resumed epoch: 1, iter: 1' in runner_log(again)
+    assert f'error: {error.value}' == message
     # ... and its weights train on with a sane one.
-    fixed = run_python([*TRAIN, '--work-dir', tmp_path / 'fixed', '--cfg-options',
-                        f'load_from={good}', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=100'])
-    assert f'Load checkpoint from {good}' in fixed.stdout + fixed.stderr
+    fixed = tool_runner(SB_SAMPLE_CONFIG, tmp_path / 'fixed', options=[
+        f'load_from={good}', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=100'])
+    fixed.train()
+    assert f'Load checkpoint from {good}' in runner_log(fixed)
     assert (tmp_path / 'fixed' / 'epoch_2.pth').is_file()
 
 
@@ -108,6 +115,7 @@ def train_with_fault(work_dir, fault: str, iteration: int, checkpoint_every_epoc
     in this process, its own DivergenceHook checking at each epoch end (interval 100)."""
     cfg = short_training_cfg(work_dir=work_dir)
     cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=10**6)
+    cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)  # epochs that end
     cfg.custom_hooks = [dict(type='DivergenceHook', interval=100)]
     if checkpoint_every_epoch:
         cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=1)

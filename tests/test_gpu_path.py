@@ -144,11 +144,19 @@ def test_deterministic_mode_warns_instead_of_raising(monkeypatch):
         torch.use_deterministic_algorithms(False)
 
 
-def test_deterministic_sample_training_runs(tmp_path):
-    """`randomness.deterministic=True` through MMPose's train.py with our config (2 epochs)."""
-    from conftest import run_python
-    proc = run_python([ROOT / 'tools' / 'train.py', SB_SAMPLE_CONFIG, '--work-dir', tmp_path,
-                       '--cfg-options', 'randomness.deterministic=True', 'randomness.seed=0',
-                       'train_cfg.max_epochs=2', 'train_cfg.val_interval=100'])
-    assert 'DeviceSetupHook: deterministic algorithms on' in proc.stdout + proc.stderr
+def test_deterministic_sample_training_runs(tmp_path, monkeypatch):
+    """`randomness.deterministic=True` with our config (2 epochs), in this process (the setting
+    is process-wide: put back afterwards)."""
+    from conftest import runner_log, tool_runner
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
+    try:
+        runner = tool_runner(SB_SAMPLE_CONFIG, tmp_path, options=[
+            'randomness.deterministic=True', 'randomness.seed=0', 'train_cfg.max_epochs=2',
+            'train_cfg.val_interval=100'])
+        runner.train()
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, False
+    assert 'DeviceSetupHook: deterministic algorithms on' in runner_log(runner)
     assert (tmp_path / 'epoch_2.pth').is_file()

@@ -14,7 +14,7 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, tool_runner
 from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from mmpose_sam.reliability.checkpoint import TRUST_ENV, UnsafeCheckpointError
 from mmpose_sam.reliability.checkpoint.allow_list import MMENGINE_GLOBALS, STATISTICS_METHODS
@@ -151,13 +151,12 @@ def test_downloads_load_safely_and_imagenet_weights_still_load(tmp_path, marker,
     assert not marker.exists()
 
 
-def test_tools_test_refuses_in_one_line(tmp_path, marker):
+def test_tools_test_refuses(tmp_path, marker):
     path = evil_checkpoint(tmp_path / 'evil.pth', Exec(f'open({str(marker)!r}, "w").close()'))
-    proc = run_python([ROOT / 'tools' / 'test.py', SB_SAMPLE_CONFIG, path, '--work-dir',
-                       tmp_path / 'work'], check=False, timeout=600)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert 'Traceback' not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == 'error: ' + refusal(path, 'builtins.exec')
+    runner = tool_runner(SB_SAMPLE_CONFIG, tmp_path / 'work', checkpoint=path)
+    with pytest.raises(UnsafeCheckpointError) as error:
+        runner.test()
+    assert str(error.value) == refusal(path, 'builtins.exec')
     assert not marker.exists()
 
 

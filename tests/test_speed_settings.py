@@ -19,7 +19,7 @@ from mmpose_sam.errors import UserError
 from mmpose_sam.speed import (BF16AmpOptimWrapper, StackedPoseDataPreprocessor, amp,
                               device_accuracy, heatmap_pck_accuracy, stack_collate)
 
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python, short_training_cfg
+from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, short_training_cfg
 from toolkit.runners import build_runner  # a visualizer of its own (see there)
 
 
@@ -123,19 +123,6 @@ def test_bf16_autocast_trains_the_sample_model_two_iterations(tmp_path, in_repo,
     losses = history(runner, 'loss')
     assert len(losses) == 2 and all(np.isfinite(losses))
     assert 0 <= history(runner, 'acc_pose')[-1] <= 1
-
-
-def test_mmposes_train_py_trains_with_the_configs_bf16_amp(tmp_path):
-    """No `--amp` (it selects MMEngine's own fp16 AmpOptimWrapper): MMPose's train.py builds the
-    config's BF16AmpOptimWrapper, which trains on a CPU too."""
-    proc = run_python(['tools/train.py', SB_SAMPLE_CONFIG, '--work-dir', tmp_path,
-                       '--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=10',
-                       'default_hooks.logger.interval=1'])
-    log = proc.stdout + proc.stderr
-    assert 'Epoch(train) [2][1/1]' in log
-    # The suite runs every child with MMPOSE_SAM_CPU_AMP=off (conftest): float32, and it says so.
-    assert ('BF16AmpOptimWrapper: MMPOSE_SAM_CPU_AMP=off: for AMP this CPU has no native '
-            'bfloat16, so training runs in float32') in log
 
 
 # acc_pose on the device ----------------------------------------------------------------------
