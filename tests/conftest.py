@@ -144,6 +144,19 @@ def _deterministic_seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _default_scope_back_to_mmpose():
+    """Each test starts in MMPose's registry scope once any scope was set: MMDetection's
+    ``init_detector`` (the demo's detector path) makes ``mmdet`` the process-wide default, and
+    a later test in the same process that builds an MMPose module by name then looked it up in
+    MMDetection's registry (test_head.py after test_demo.py: ``KeypointMSELoss is not in the
+    mmdet::model registry``)."""
+    from mmengine.registry import DefaultScope, init_default_scope
+    current = DefaultScope.get_current_instance()
+    if current is not None and current.scope_name != 'mmpose':
+        init_default_scope('mmpose')
+
+
 @pytest.fixture(scope='module')
 def module_mktemp(request, tmp_path_factory):
     """``module_mktemp(name)``: a new folder for a module's shared files (a training's work dir, a
