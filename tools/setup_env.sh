@@ -101,7 +101,7 @@ else
   PYTAG="$("$VPY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
   WHEEL_DIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-$FLAVOUR-$PYTAG"
   if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
-    log "building mmcv $MMCV_VERSION ($FLAVOUR ops, torch $TORCH_VERSION); about 5 min on 2 cores (AMD EPYC AVX2, 2026-12-07), once"
+    log "building mmcv $MMCV_VERSION ($FLAVOUR ops, torch $TORCH_VERSION); about 6 min on 2 cores (AMD EPYC AVX2, 2026-12-07), once"
     BUILD="$(mktemp -d)"
     trap 'rm -rf "$BUILD"' EXIT
     "${PIP[@]}" download -q --no-deps --no-build-isolation --no-binary mmcv \
@@ -123,14 +123,15 @@ else
     # path, so that nothing of it lands in the wheel. GCC uses it only where it matches the
     # file's flags and otherwise parses the header as before (-Winvalid-pch says so): it can
     # change the build's time, never what is built.
-    if [[ "$FLAVOUR" == cpu ]] && c++ -v 2>&1 | grep -q '^gcc version'; then
+    # The compiler torch's build runs: $CXX, else c++.
+    if [[ "$FLAVOUR" == cpu ]] && "${CXX:-c++}" -v 2>&1 | grep -q '^gcc version'; then
       PCH="$BUILD/pch"; mkdir -p "$PCH"
       cp "$SRC/mmcv/ops/csrc/common/pytorch_cpp_helper.hpp" "$PCH/"
-      STD="$(grep -o -- '-std=c++[0-9]*' "$SRC/setup.py" | tail -1)"
+      STD="$(grep -o -- '-std=c++[0-9]*' "$SRC/setup.py" | tail -1 || true)"
       read -r -a TORCH_INCLUDES < <("$VPY" -c 'import sysconfig, torch.utils.cpp_extension as c
 print(" ".join("-I" + p for p in c.include_paths() + [sysconfig.get_paths()["include"]]))' 2>/dev/null)
       # shellcheck disable=SC2086  # BUILD_CFLAGS is a list of flags
-      if c++ $BUILD_CFLAGS -fPIC -I"$SRC/mmcv/ops/csrc/common" "${TORCH_INCLUDES[@]}" "$STD" \
+      if "${CXX:-c++}" $BUILD_CFLAGS -fPIC -I"$SRC/mmcv/ops/csrc/common" "${TORCH_INCLUDES[@]}" ${STD:+"$STD"} \
            -DTORCH_API_INCLUDE_EXTENSION_H -DTORCH_EXTENSION_NAME=_ext -x c++-header \
            "$PCH/pytorch_cpp_helper.hpp" -o "$PCH/pytorch_cpp_helper.hpp.gch"; then
         BUILD_CFLAGS="-I$PCH -Winvalid-pch $BUILD_CFLAGS"
