@@ -24,7 +24,7 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, save_checkpoint
 
 import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_imports get them)
-from conftest import SB_SAMPLE_CONFIG, run_python, runner_log, tool_runner
+from conftest import NO_VALIDATION, SB_SAMPLE_CONFIG, run_python, runner_log, tool_runner
 from helpers_full_disk import FillsUp  # the training child below uses it too
 from mmpose_sam.reliability.checkpoint import (ATOMIC_BACKEND_ARGS, CheckpointNotFoundError,
                                                DiskFullError)
@@ -167,7 +167,7 @@ os.fsync = fsync_or_die
 run_mmpose_tool('train.py', sys.argv[1:])
 '''
 # max_keep_ckpts=-1: every checkpoint kept, whatever removes old ones.
-QUICK = ['train_cfg.max_epochs=2', 'train_cfg.val_interval=100',
+QUICK = ['train_cfg.max_epochs=2', NO_VALIDATION,
          'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
          'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1']
 
@@ -276,7 +276,7 @@ run_mmpose_tool('train.py', sys.argv[1:])
 '''
 # The sample config's max_keep_ckpts=1: AtomicCheckpointHook removes epoch_1.pth only after
 # epoch_2.pth is saved.
-TWO_EPOCHS = ['train_cfg.max_epochs=2', 'train_cfg.val_interval=100',
+TWO_EPOCHS = ['train_cfg.max_epochs=2', NO_VALIDATION,
               'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
               'default_hooks.logger.interval=1']
 

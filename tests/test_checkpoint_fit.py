@@ -86,7 +86,7 @@ def test_tools_test_stops_instead_of_ap_zero(checkpoints, tmp_path):
 def sample_runner(config: str, work_dir, **cfg) -> Runner:
     config = Config.fromfile(config)
     config.work_dir = str(work_dir)
-    config.train_cfg.max_epochs, config.train_cfg.val_interval = 1, 10**6
+    config.train_cfg.max_epochs, config.train_cfg.val_begin = 1, 10**6  # no validation
     config.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=1, save_best=None)
     config.merge_from_dict(cfg)
     return build_runner(config)

@@ -13,13 +13,13 @@ import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_i
 from mmpose_sam.reliability.checkpoint.embedded_config import parse_config_text
 from mmpose_sam.reliability.hooks.loops import worker_death
 
-from conftest import ROOT, SB_SAMPLE_CONFIG, short_training_cfg, subprocess_env
+from conftest import NO_VALIDATION, ROOT, SB_SAMPLE_CONFIG, short_training_cfg, subprocess_env
 from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from helpers_faults import write_config
 from helpers_preemption import with_tests_on_path
 
 # Batch 6: 2 iterations an epoch of the 12 people; one persistent worker, as our configs use.
-FAULT_OPTS = ['--cfg-options', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=100',
+FAULT_OPTS = ['--cfg-options', 'train_cfg.max_epochs=2', NO_VALIDATION,
               'default_hooks.logger.interval=1', 'train_dataloader.batch_size=6',
               'randomness.seed=0', 'default_hooks.checkpoint.interval=1',
               'train_dataloader.num_workers=1', 'train_dataloader.persistent_workers=True']

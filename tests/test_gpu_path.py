@@ -147,13 +147,13 @@ def test_deterministic_mode_warns_instead_of_raising(monkeypatch):
 def test_deterministic_sample_training_runs(tmp_path, monkeypatch):
     """`randomness.deterministic=True` with our config (2 epochs), in this process (the setting
     is process-wide: put back afterwards)."""
-    from conftest import runner_log, tool_runner
+    from conftest import NO_VALIDATION, runner_log, tool_runner
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
     try:
         runner = tool_runner(SB_SAMPLE_CONFIG, tmp_path, options=[
             'randomness.deterministic=True', 'randomness.seed=0', 'train_cfg.max_epochs=2',
-            'train_cfg.val_interval=100'])
+            NO_VALIDATION])
         runner.train()
     finally:
         torch.use_deterministic_algorithms(False)

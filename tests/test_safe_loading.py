@@ -188,7 +188,7 @@ class ResumeProbe(Hook):
 def sample_cfg(config, work_dir, epochs: int, resume: bool = False) -> Config:
     cfg = Config.fromfile(str(config))
     cfg.work_dir, cfg.resume = str(work_dir), resume
-    cfg.train_cfg.max_epochs, cfg.train_cfg.val_interval = epochs, 10**6
+    cfg.train_cfg.max_epochs, cfg.train_cfg.val_begin = epochs, 10**6  # no validation
     cfg.default_hooks.checkpoint = dict(type='AtomicCheckpointHook', interval=1, save_best=None)
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     cfg.randomness = dict(seed=0)

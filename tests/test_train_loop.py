@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
+from conftest import NO_VALIDATION, ROOT, SAM_SAMPLE_CONFIG, SB_SAMPLE_CONFIG, run_python
 from toolkit.mmpose_tools import mmpose_tool_path
 
 SHORT = ['train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
@@ -25,7 +25,7 @@ def metrics_from_log(text: str) -> dict:
 def test_repo_tools_train_and_test_sam_with_detected_boxes(tmp_path):
     work = tmp_path / 'sam'
     proc = run_python([ROOT / 'tools' / 'train.py', SAM_SAMPLE_CONFIG, '--work-dir', work,
-                       '--cfg-options', 'train_cfg.max_epochs=1', *SHORT])
+                       '--cfg-options', 'train_cfg.max_epochs=1', *SHORT, NO_VALIDATION])
     # No `--amp` (it selects MMEngine's own fp16 AmpOptimWrapper): MMPose's train.py builds the
     # config's BF16AmpOptimWrapper, which trains on a CPU too; the suite runs every child with
     # MMPOSE_SAM_CPU_AMP=off (conftest): float32, and it says so.
@@ -63,7 +63,8 @@ def test_mim_train_mmposes_train_resume_and_mim_test(tmp_path):
     assert first['meta']['epoch'] == 1
 
     proc = run_python([mmpose_tool_path('train.py'), SB_SAMPLE_CONFIG, '--work-dir', work,
-                       '--resume', '--cfg-options', 'train_cfg.max_epochs=2', *SHORT])
+                       '--resume', '--cfg-options', 'train_cfg.max_epochs=2', *SHORT,
+                       NO_VALIDATION])
     assert re.search(r'resumed epoch: 1, iter: 1', proc.stdout + proc.stderr)
     second = torch.load(work / 'epoch_2.pth', weights_only=False)
     assert second['meta']['epoch'] == 2 and second['meta']['iter'] == 2
