@@ -3,8 +3,7 @@ a process, and a plain MMPose model's life (fine-tune, train, save, resume) with
 
     python tests/helpers_plugin_identity.py snapshot [MODULE]  # what importing MODULE changed
     AS_IF_MMENGINE=0.10.8 python tests/helpers_plugin_identity.py snapshot mmpose_sam.upstream
-    python tests/helpers_plugin_identity.py finetune  OUT [--plugin]
-    python tests/helpers_plugin_identity.py train     OUT [--plugin]
+    python tests/helpers_plugin_identity.py life OUT_DIR [--plugin]  # finetune, then train
 
 Each mode prints one JSON object on its last line.
 """
@@ -209,9 +208,17 @@ def train(out: str):
     return dict(losses=losses, files=files, state=_state_digest(runner.model))
 
 
+def life(out: str):
+    """``finetune`` and then ``train``, in one process (one child's imports, ~10 s, for both)."""
+    import os
+    os.makedirs(out, exist_ok=True)
+    return dict(finetune=finetune(os.path.join(out, 'finetune.pth')),
+                train=train(os.path.join(out, 'train')))
+
+
 if __name__ == '__main__':
     mode = sys.argv[1]
     if '--plugin' in sys.argv:
         import mmpose_sam  # noqa: F401
-    result = snapshot(*sys.argv[2:3]) if mode == 'snapshot' else globals()[mode](sys.argv[2])
+    result = snapshot(*sys.argv[2:3]) if mode == 'snapshot' else life(sys.argv[2])
     print(json.dumps(result))

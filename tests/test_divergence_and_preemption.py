@@ -178,6 +178,17 @@ def train(work_dir, config=SB_SAMPLE_CONFIG, extra=()):
     return proc.returncode, proc.stdout
 
 
+def resume_in_this_process(work_dir, monkeypatch) -> str:
+    """``tools/train.py SB_SAMPLE_CONFIG --work-dir W --resume`` with the preemption tests' options,
+    built in this process (conftest's ``tool_runner``: the command line's --resume is
+    test_faults.py's, test_train_loop.py's and test_preemption_ddp.py's); its log. One thread,
+    as the children: the weights it ends with are bit-identical to theirs."""
+    monkeypatch.chdir(ROOT)  # the sample config's data_root is relative to the repo root
+    runner = tool_runner(SB_SAMPLE_CONFIG, work_dir, resume=True, options=PREEMPT_OPTS[1:])
+    runner.train()
+    return runner_log(runner)
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(module_mktemp):
     """The final checkpoint of the sample trained without interruption."""
@@ -190,7 +201,8 @@ def uninterrupted(module_mktemp):
 @pytest.mark.parametrize('signum,status,repeat',
                          [('SIGTERM', 143, 'SIGTERM'), ('SIGINT', 130, None)],
                          ids=['SIGTERM-twice', 'SIGINT'])
-def test_signal_saves_and_resume_continues_exactly(tmp_path, uninterrupted, signum, status, repeat):
+def test_signal_saves_and_resume_continues_exactly(tmp_path, uninterrupted, signum, status, repeat,
+                                                   monkeypatch):
     """SIGTERM comes twice, the second time in the middle of a slowed save (a launcher forwarding
     it, a cluster sending it again): the save is kept. The resume is SIGTERM's alone: what it
     reads, the save, is the same whichever signal asked for it (checked above for both)."""
@@ -210,8 +222,7 @@ def test_signal_saves_and_resume_continues_exactly(tmp_path, uninterrupted, sign
     assert {'optimizer', 'param_schedulers', 'message_hub'} <= set(meta)
     if signum != 'SIGTERM':
         return
-    resumed, log = train(tmp_path / 'run', extra=['--resume'])
-    assert resumed == 0, log[-3000:]
+    log = resume_in_this_process(tmp_path / 'run', monkeypatch)
     assert 'resumed epoch: 0, iter: 2' in log
     assert 'skipping its 2 batches trained before the interruption' in log
     assert same_weights(tmp_path / 'run' / 'epoch_2.pth', uninterrupted)
@@ -229,10 +240,12 @@ def test_second_sigint_stops_at_once(tmp_path):
     assert not (tmp_path / 'iter_2.pth').exists() and not (tmp_path / 'last_checkpoint').exists()
 
 
-def test_kill_9_then_resume_still_works(tmp_path):
-    """No hook can act on SIGKILL: the last epoch checkpoint is what --resume takes."""
+def test_kill_9_then_resume_still_works(tmp_path, uninterrupted, monkeypatch):
+    """No hook can act on SIGKILL: the last epoch checkpoint is what --resume takes, and from
+    there the run ends as the uninterrupted one does."""
     config = write_config(tmp_path / 'kill.py', SB_SAMPLE_CONFIG, iteration=4, signum='SIGKILL')
     killed, log = train(tmp_path, config)  # in the first iteration of epoch 2
     assert killed == -signal.SIGKILL, log[-3000:]
-    resumed, log = train(tmp_path, extra=['--resume'])
-    assert resumed == 0 and 'resumed epoch: 1, iter: 3' in log
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_1.pth']
+    assert 'resumed epoch: 1, iter: 3' in resume_in_this_process(tmp_path, monkeypatch)
+    assert same_weights(tmp_path / 'epoch_2.pth', uninterrupted)

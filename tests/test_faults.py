@@ -13,7 +13,8 @@ import mmpose_sam.upstream  # noqa: F401  (our loaders, as our configs' custom_i
 from mmpose_sam.reliability.checkpoint.embedded_config import parse_config_text
 from mmpose_sam.reliability.hooks.loops import worker_death
 
-from conftest import NO_VALIDATION, ROOT, SB_SAMPLE_CONFIG, short_training_cfg, subprocess_env
+from conftest import (NO_VALIDATION, ROOT, SB_SAMPLE_CONFIG, runner_log, short_training_cfg,
+                      subprocess_env, tool_runner)
 from toolkit.runners import build_runner  # a visualizer of its own (see there)
 from helpers_faults import write_config
 from helpers_preemption import with_tests_on_path
@@ -25,15 +26,16 @@ FAULT_OPTS = ['--cfg-options', 'train_cfg.max_epochs=2', NO_VALIDATION,
               'train_dataloader.num_workers=1', 'train_dataloader.persistent_workers=True']
 
 
-def train(config, work_dir, *extra):
+def train(config, work_dir):
     """tools/train.py in a child (its exit status, stdout and stderr)."""
     return subprocess.run(
         [sys.executable, str(ROOT / 'tools' / 'train.py'), str(config), '--work-dir',
-         str(work_dir), *extra, *FAULT_OPTS], cwd=ROOT, env=with_tests_on_path(subprocess_env()),
+         str(work_dir), *FAULT_OPTS], cwd=ROOT, env=with_tests_on_path(subprocess_env()),
         capture_output=True, text=True, timeout=900)
 
 
-def test_killed_loader_worker_saves_the_last_iteration_and_resume_finishes(tmp_path):
+def test_killed_loader_worker_saves_the_last_iteration_and_resume_finishes(tmp_path,
+                                                                          monkeypatch):
     """The worker dies in the middle of iteration 3 (the first of epoch 2): that iteration is
     finished and saved, the death reported at the next fetch."""
     config = write_config(tmp_path / 'kill.py', SB_SAMPLE_CONFIG, iteration=3)
@@ -54,9 +56,12 @@ def test_killed_loader_worker_saves_the_last_iteration_and_resume_finishes(tmp_p
     assert (saved['meta']['epoch'], saved['meta']['iter']) == (1, 3)
     assert {'optimizer', 'param_schedulers', 'message_hub'} <= set(saved)
 
-    resumed = train(SB_SAMPLE_CONFIG, run, '--resume')
-    log = resumed.stdout + resumed.stderr
-    assert resumed.returncode == 0, log[-3000:]
+    # --resume, built in this process (conftest's tool_runner): the command line's is covered by
+    # test_train_loop.py and test_preemption_ddp.py.
+    monkeypatch.chdir(ROOT)  # the sample config's data_root is relative to the repo root
+    resumed = tool_runner(SB_SAMPLE_CONFIG, run, resume=True, options=FAULT_OPTS[1:])
+    resumed.train()
+    log = runner_log(resumed)
     assert 'resumed epoch: 1, iter: 3' in log
     assert 'skipping its 1 batches trained before the interruption' in log
     assert (run / 'epoch_2.pth').is_file()

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, SAM_SAMPLE_CONFIG, SAMPLE_DIR, run_python
+from conftest import NO_VALIDATION, ROOT, SAM_SAMPLE_CONFIG, SAMPLE_DIR, run_python
 
 DROPPED_IMAGE_ID = 785  # left out of the re-laid-out copy
 
@@ -71,7 +71,7 @@ def trained(own_data, module_mktemp):
     config.write_text(OWN_CONFIG.format(base=SAM_SAMPLE_CONFIG, root=root))
     work = tmp / 'work'
     run_python([ROOT / 'tools' / 'train.py', config, '--work-dir', work, '--cfg-options',
-                'train_cfg.max_epochs=1'], cwd=tmp)
+                'train_cfg.max_epochs=1', NO_VALIDATION], cwd=tmp)
     return config, work / 'epoch_1.pth'
 
 

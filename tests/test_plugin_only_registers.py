@@ -6,8 +6,6 @@ imported ``mmpose_sam.upstream`` long ago, through our configs.
 """
 import json
 
-import pytest
-
 from conftest import ROOT, run_python
 
 HELPER = ROOT / 'tests' / 'helpers_plugin_identity.py'
@@ -58,23 +56,19 @@ def test_a_newer_mmengine_keeps_its_own_behaviour_and_is_told_which_fix_to_check
                 '(README "Upstream fixes")') in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize('mode', ['finetune', 'train'])
-def test_a_plain_mmpose_model_behaves_as_without_the_plugin(tmp_path, mode):
-    """``finetune``: a 17-keypoint checkpoint into a 14-keypoint model (MMPose's usual transfer),
-    which MMEngine loads as far as it fits with a warning; ``train``: a plain MMPose config
+def test_a_plain_mmpose_model_behaves_as_without_the_plugin(tmp_path):
+    """Fine-tuning: a 17-keypoint checkpoint into a 14-keypoint model (MMPose's usual transfer),
+    which MMEngine loads as far as it fits with a warning; then training: a plain MMPose config
     trains 2 iterations, saves, resumes for a third. Both the same, to the bit, with the plugin
-    imported."""
+    imported (one child each way)."""
     env = dict(TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')  # MMEngine 0.10.7's resume on torch >= 2.6
-    plain = run_python([HELPER, mode, tmp_path / 'plain.pth' if mode == 'finetune' else
-                        tmp_path / 'plain'], **env)
-    ours = run_python([HELPER, mode, tmp_path / 'ours.pth' if mode == 'finetune' else
-                       tmp_path / 'ours', '--plugin'], **env)
+    plain = run_python([HELPER, 'life', tmp_path / 'plain'], **env)
+    ours = run_python([HELPER, 'life', tmp_path / 'ours', '--plugin'], **env)
     plain, ours = (json.loads(p.stdout.strip().splitlines()[-1]) for p in (plain, ours))
     assert ours == plain
-    if mode == 'finetune':
-        assert plain['outcome'] == 'loaded'
-        assert 'size mismatch for head.final_layer.weight' in '\n'.join(plain['warnings'])
-    else:
-        assert len(plain['losses'][0]) == 2 and len(plain['losses'][1]) == 3
-        assert plain['losses'][1][:2] == plain['losses'][0]  # resumed history
-        assert plain['files'] == ['iter_2.pth', 'iter_3.pth', 'last_checkpoint']
+    finetuned, trained = plain['finetune'], plain['train']
+    assert finetuned['outcome'] == 'loaded'
+    assert 'size mismatch for head.final_layer.weight' in '\n'.join(finetuned['warnings'])
+    assert len(trained['losses'][0]) == 2 and len(trained['losses'][1]) == 3
+    assert trained['losses'][1][:2] == trained['losses'][0]  # resumed history
+    assert trained['files'] == ['iter_2.pth', 'iter_3.pth', 'last_checkpoint']
