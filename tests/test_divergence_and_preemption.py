@@ -167,11 +167,11 @@ def test_arguments_are_checked():
 # Preemption ------------------------------------------------------------------------------------
 # The child signals itself at a chosen iteration (helpers_preemption.PreemptAt): no race between
 # the test reading the log and the training going on.
-def train(work_dir, config=SB_SAMPLE_CONFIG, extra=()):
+def train(work_dir, config=SB_SAMPLE_CONFIG):
     """Run tools/train.py in a session of its own (PreemptAt signals its whole process group);
     its exit status and log."""
     proc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'train.py'), str(config),
-                           '--work-dir', str(work_dir), *extra, *PREEMPT_OPTS], cwd=ROOT,
+                           '--work-dir', str(work_dir), *PREEMPT_OPTS], cwd=ROOT,
                           env=with_tests_on_path(subprocess_env()), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=600,
                           start_new_session=True)
